@@ -1,0 +1,413 @@
+//! `/api/v1/cases`: report, read, list, and every action of the state machine.
+//!
+//! The handlers validate input, resolve the point to a unit grid, and hand the decision to
+//! `citygrid_core::case` inside one store transaction; they hold no rules of their own.
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, Json, Path, Problem, Query};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use citygrid_core::calendar::Light;
+use citygrid_core::case::{
+    self, sources_for, Action, ActionInput, Case, Command, Ctx, Event, NewReport, Point, Source, State as CaseState,
+    MAX_PHOTOS,
+};
+use citygrid_core::codes::{ClassCode, Kind, RegionCode, Urgency};
+use citygrid_core::org::{DepartmentTree, Role, Scope};
+use citygrid_geo::CoordSys;
+use citygrid_store::{CaseFilter, Idempotency, Visibility};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+/// A position as clients send it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationIn {
+    #[schema(example = 117.18)]
+    pub lon: f64,
+    #[schema(example = 34.26)]
+    pub lat: f64,
+    /// Coordinate system of `lon`/`lat`; stored as WGS-84.
+    pub coord_sys: Option<CoordSys>,
+}
+
+/// The body of a report (上报).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    pub kind: Kind,
+    #[schema(example = "06010")]
+    pub class_code: String,
+    pub urgency: Option<Urgency>,
+    #[schema(example = "路边有一堆暴露垃圾")]
+    pub description: String,
+    pub location: LocationIn,
+    /// Location description (≤ 256 characters).
+    pub address: Option<String>,
+    pub photo_ids: Option<Vec<String>>,
+    /// Where the report came from; defaults from the reporter's role (an acceptor entering a
+    /// hotline call sends `hotline`).
+    pub source: Option<Source>,
+}
+
+/// A case as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseOut {
+    #[serde(flatten)]
+    pub case: Case,
+    /// Past the current stage's deadline and still open.
+    pub overdue: bool,
+    /// Traffic light of the current stage (green < 80 % of the limit, yellow < 100 %, red).
+    pub light: Option<Light>,
+    /// The case's log, oldest first (single-case reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<Event>>,
+}
+
+/// One page of cases, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CasePage {
+    pub items: Vec<CaseOut>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn out(app: &AppState, case: Case, events: Option<Vec<Event>>) -> CaseOut {
+    let now = app.now();
+    let light = match (case.deadline, case.state.is_final() || case.state == CaseState::Suspended) {
+        (Some(d), false) => {
+            let natural = false;
+            Some(app.calendar().light(case.stage_started_at, d, now, natural))
+        }
+        _ => None,
+    };
+    CaseOut { overdue: case.is_overdue(now) && case.state != CaseState::Suspended, light, events, case }
+}
+
+/// Can this user read this case?
+pub fn can_see(auth: &Auth, case: &Case, tree: &DepartmentTree) -> bool {
+    match &auth.user.scope {
+        Scope::Region { code } => code.contains(&case.grid_code),
+        Scope::Department { department_id } => case.department_id.is_some_and(|d| tree.is_within(d, *department_id)),
+        Scope::Own => case.reporter_id == Some(auth.user.id),
+    }
+}
+
+fn validate_photo_ids(ids: &[String]) -> ApiResult<()> {
+    if ids.len() > MAX_PHOTOS {
+        return Err(ApiError::invalid("photo_ids", format!("at most {MAX_PHOTOS} photos")));
+    }
+    if let Some(bad) = ids.iter().find(|p| !case::is_photo_id(p)) {
+        return Err(ApiError::invalid("photo_ids", format!("{bad:?} is not a photo id")));
+    }
+    Ok(())
+}
+
+async fn require_photos(app: &AppState, ids: &[String]) -> ApiResult<()> {
+    let missing = app.store.missing_photos(ids).await?;
+    match missing.first() {
+        Some(m) => Err(ApiError::invalid("photo_ids", format!("photo {m} was not uploaded"))),
+        None => Ok(()),
+    }
+}
+
+/// The local date of `now` as `YYYYMMDD`, for case numbers.
+fn local_day(app: &AppState) -> String {
+    let offset = jiff::tz::Offset::from_seconds(app.calendar().utc_offset_minutes() * 60).unwrap_or(jiff::tz::Offset::UTC);
+    let dt = offset.to_datetime(app.now());
+    format!("{:04}{:02}{:02}", dt.year(), dt.month(), dt.day())
+}
+
+fn idempotency_key(headers: &HeaderMap, user_id: i64, body: &ReportBody) -> ApiResult<Option<Idempotency>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "invalid_header",
+            field: Some("Idempotency-Key".into()),
+            detail: "Idempotency-Key must be 1 to 200 visible ASCII characters".into(),
+        })?;
+    let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Some(Idempotency { user_id, key: key.to_owned(), request_hash: hex::encode(Sha256::digest(&canonical)) }))
+}
+
+/// Report a problem: creates a case (`verifying` for citizen and hotline reports, `reported`
+/// otherwise). Honours `Idempotency-Key`: a retry with the same key and body returns the same
+/// case (header `Idempotent-Replayed: true`) and creates nothing.
+#[utoipa::path(post, path = "/api/v1/cases", tag = "cases", security(("bearer" = [])), request_body = ReportBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, body = CaseOut), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_case(
+    State(app): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Json(body): Json<ReportBody>,
+) -> ApiResult<Response> {
+    auth.require(Action::Report.roles())?;
+    let actor = auth.actor();
+    let idem = idempotency_key(&headers, auth.user.id, &body)?;
+    let class_code = ClassCode::parse(&body.class_code).map_err(|e| ApiError::invalid("class_code", e.to_string()))?;
+    let description = body.description.trim().to_owned();
+    if description.is_empty() || description.chars().count() > 2000 {
+        return Err(ApiError::invalid("description", "1 to 2000 characters"));
+    }
+    let address = body.address.as_ref().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
+    if address.as_ref().is_some_and(|a| a.chars().count() > 256) {
+        return Err(ApiError::invalid("address", "at most 256 characters"));
+    }
+    let LocationIn { lon, lat, coord_sys } = body.location;
+    if !(lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)) {
+        return Err(ApiError::invalid("location", "lon must be -180..180 and lat -90..90"));
+    }
+    let (lon, lat) = citygrid_geo::coord::to_wgs84(coord_sys.unwrap_or_default(), lon, lat);
+    let photo_ids = body.photo_ids.clone().unwrap_or_default();
+    validate_photo_ids(&photo_ids)?;
+    let source = match body.source {
+        Some(s) if sources_for(actor.role).contains(&s) => s,
+        Some(s) => {
+            return Err(ApiError::invalid("source", format!("a {} cannot report as {}", actor.role.as_str(), s.as_str())))
+        }
+        None => *sources_for(actor.role).first().ok_or_else(|| ApiError::forbidden("this role cannot report"))?,
+    };
+    let class = app
+        .store
+        .get_class(body.kind, class_code.as_str())
+        .await?
+        .ok_or_else(|| ApiError::invalid("class_code", format!("no {} class {}", body.kind.as_str(), class_code)))?;
+    let grid_code: RegionCode = app
+        .grids()
+        .locate(lon, lat)
+        .cloned()
+        .ok_or_else(|| ApiError::invalid("location", "the point is outside the city's unit grids"))?;
+    require_photos(&app, &photo_ids).await?;
+    let area_class = app.store.get_region(&grid_code).await?.map(|r| r.area_class).unwrap_or_default();
+    let calendar = app.calendar();
+    let stages = app.stages();
+    let departments = DepartmentTree::default();
+    let now = app.now();
+    let urgency = body.urgency.unwrap_or_default();
+    let kind = body.kind;
+    let created = app
+        .store
+        .create_case(&local_day(&app), idem.as_ref(), now, |number| {
+            let ctx = Ctx { now, calendar: &calendar, stages: &stages, departments: &departments, class: &class };
+            let report = NewReport {
+                number,
+                source,
+                kind,
+                class_code,
+                urgency,
+                description,
+                address,
+                location: Point { lon, lat },
+                grid_code,
+                area_class,
+                photo_ids,
+            };
+            case::report(report, &actor, &ctx)
+        })
+        .await?;
+    let mut res = (StatusCode::CREATED, Json(out(&app, created.case, None))).into_response();
+    if created.replayed {
+        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+/// One case with its whole log.
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Case id")),
+    responses((status = 200, body = CaseOut), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn get_case(State(app): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<CaseOut>> {
+    let case = app.store.get_case(id).await?.ok_or(ApiError::NotFound("case"))?;
+    // Out of scope reads as not found: a case's existence is itself information.
+    if !can_see(&auth, &case, &app.departments().await?) {
+        return Err(ApiError::NotFound("case"));
+    }
+    let events = app.store.case_events(id).await?;
+    Ok(Json(out(&app, case, Some(events))))
+}
+
+/// Filters of the case list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CaseQuery {
+    /// Comma-separated states, e.g. `dispatched,disposed`.
+    pub state: Option<String>,
+    pub kind: Option<Kind>,
+    /// 5-digit class code.
+    pub class_code: Option<String>,
+    /// District code (6 digits).
+    pub district: Option<String>,
+    /// Street code (9 digits).
+    pub street: Option<String>,
+    /// Community code (12 digits).
+    pub community: Option<String>,
+    /// Unit grid code (15 digits).
+    pub grid: Option<String>,
+    pub department_id: Option<i64>,
+    pub source: Option<Source>,
+    /// Only open cases past their current deadline (`true`) or only the others (`false`).
+    pub overdue: Option<bool>,
+    pub urged: Option<bool>,
+    /// Reported at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Reported before (RFC 3339).
+    pub to: Option<String>,
+    /// From `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<u32>,
+}
+
+fn region_param(v: &Option<String>, field: &str, len: usize) -> ApiResult<Option<RegionCode>> {
+    v.as_deref()
+        .map(|s| match RegionCode::parse(s) {
+            Ok(c) if s.len() == len => Ok(c),
+            _ => Err(ApiError::bad_query(field, format!("{field} must be a {len}-digit code"))),
+        })
+        .transpose()
+}
+
+fn time_param(v: &Option<String>, field: &str) -> ApiResult<Option<jiff::Timestamp>> {
+    v.as_deref()
+        .map(|s| s.parse::<jiff::Timestamp>().map_err(|_| ApiError::bad_query(field, "an RFC 3339 time with offset")))
+        .transpose()
+}
+
+/// Cases in the caller's data scope, newest first, with filters and cursor paging.
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases", security(("bearer" = [])), params(CaseQuery),
+    responses((status = 200, body = CasePage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn list_cases(State(app): State<AppState>, auth: Auth, Query(q): Query<CaseQuery>) -> ApiResult<Json<CasePage>> {
+    let mut states = Vec::new();
+    for s in q.state.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let st = CaseState::parse(s).ok_or_else(|| ApiError::bad_query("state", format!("unknown state {s:?}")))?;
+        states.push(st.as_str().to_owned());
+    }
+    let class_code = q
+        .class_code
+        .as_deref()
+        .map(|c| ClassCode::parse(c).map(|c| c.as_str().to_owned()).map_err(|e| ApiError::bad_query("class_code", e.to_string())))
+        .transpose()?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| ApiError::bad_query("cursor", "not a cursor from next_cursor")))
+        .transpose()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_query("limit", "1 to 500"));
+    }
+    let filter = CaseFilter {
+        states,
+        kind: q.kind,
+        class_code,
+        district: region_param(&q.district, "district", 6)?,
+        street: region_param(&q.street, "street", 9)?,
+        community: region_param(&q.community, "community", 12)?,
+        grid: region_param(&q.grid, "grid", 15)?,
+        department_id: q.department_id,
+        source: q.source.map(|s| s.as_str().to_owned()),
+        overdue: q.overdue,
+        now: Some(app.now()),
+        created_from: time_param(&q.from, "from")?,
+        created_to: time_param(&q.to, "to")?,
+        urged: q.urged,
+    };
+    let vis = match &auth.user.scope {
+        Scope::Region { code } => Visibility::Region(code.clone()),
+        Scope::Department { department_id } => {
+            let tree = app.departments().await?;
+            let ids = app
+                .store
+                .list_departments()
+                .await?
+                .into_iter()
+                .filter(|d| tree.is_within(d.id, *department_id))
+                .map(|d| d.id)
+                .collect();
+            Visibility::Departments(ids)
+        }
+        Scope::Own => Visibility::Reporter(auth.user.id),
+    };
+    let page = app.store.list_cases(&vis, &filter, before, limit).await?;
+    Ok(Json(CasePage {
+        items: page.items.into_iter().map(|c| out(&app, c, None)).collect(),
+        next_cursor: page.next.map(|n| n.to_string()),
+    }))
+}
+
+/// Take an action on a case: `verify`, `accept`, `reject`, `file`, `refuse`, `void`,
+/// `dispatch`, `hand_down`, `return`, `request_extension`, `approve_extension`,
+/// `reject_extension`, `request_suspension`, `approve_suspension`, `reject_suspension`,
+/// `resume`, `dispose`, `check`, `close`, `urge`. An action that does not apply in the case's
+/// state is refused with 409 and changes nothing.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/actions/{action}", tag = "cases", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Case id"), ("action" = String, Path, description = "Action name")),
+    request_body(content = Option<ActionInput>, description = "Fields the action needs; may be empty"),
+    responses((status = 200, body = CaseOut), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn act(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((id, action)): Path<(i64, String)>,
+    body: Bytes,
+) -> ApiResult<Json<CaseOut>> {
+    let action = Action::parse(&action)
+        .filter(|a| *a != Action::Report)
+        .ok_or(ApiError::NotFound("action"))?;
+    let input: ActionInput = if body.iter().all(u8::is_ascii_whitespace) {
+        ActionInput::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            let msg = e.to_string();
+            if e.is_data() {
+                ApiError::invalid(crate::error::field_of(&msg), msg)
+            } else {
+                ApiError::BadRequest { code: "malformed_json", field: Some("body".into()), detail: msg }
+            }
+        })?
+    };
+    let step = Command::parse(action, input)?;
+    let case = app.store.get_case(id).await?.ok_or(ApiError::NotFound("case"))?;
+    let tree = app.departments().await?;
+    if !can_see(&auth, &case, &tree) && auth.role() == Role::Citizen {
+        return Err(ApiError::NotFound("case"));
+    }
+    let class = app
+        .store
+        .get_class(case.kind, case.class_code.as_str())
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("case {id} has an unknown class")))?;
+    if !step.photo_ids.is_empty() {
+        require_photos(&app, &step.photo_ids).await?;
+    }
+    if let Command::Void { duplicate_of: Some(other) } = step.command {
+        if app.store.get_case(other).await?.is_none() {
+            return Err(ApiError::invalid("duplicate_of", "no such case"));
+        }
+    }
+    let calendar = app.calendar();
+    let stages = app.stages();
+    let actor = auth.actor();
+    let now = app.now();
+    let updated = app
+        .store
+        .act(id, |case| {
+            let ctx = Ctx { now, calendar: &calendar, stages: &stages, departments: &tree, class: &class };
+            case::decide(case, &step, &actor, &ctx)
+        })
+        .await?;
+    Ok(Json(out(&app, updated, None)))
+}

@@ -1,0 +1,6 @@
+//! HTTP handlers; one module per resource, paths mirror URLs.
+
+pub mod cases;
+pub mod catalogue;
+pub mod org;
+pub mod photos;
