@@ -1,1 +1,306 @@
-fn main() {}
+//! The `citygrid` command: serve the API, load the demo city, migrate, add users, import the
+//! catalogue and holiday schedules, audit the case log, and benchmark.
+
+mod bench;
+
+use anyhow::{bail, Context, Result};
+use citygrid_core::codes::RegionCode;
+use citygrid_core::org::{Role, Scope};
+use citygrid_server::routes::org::{add_user, UserNew};
+use citygrid_server::{bootstrap, AppState, Clock, Settings};
+use citygrid_store::Store;
+use clap::{Parser, Subcommand};
+
+/// citygrid — digital urban management (数字化城市管理).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Db {
+    /// Database URL: `sqlite:PATH` (embedded default) or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "CITYGRID_DATABASE",
+        default_value = "sqlite:./data/citygrid.db"
+    )]
+    database: String,
+}
+
+#[derive(clap::Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CITYGRID_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    #[command(flatten)]
+    db: Db,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API.
+    Serve(ServeArgs),
+    /// Load the demo city and its accounts (password `demo`), then serve.
+    Demo(ServeArgs),
+    /// Create or upgrade the database schema.
+    Migrate(Db),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Import data.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Working calendar: load a year's official holiday schedule, list loaded years.
+    #[command(subcommand)]
+    Calendar(CalendarCmd),
+    /// Replay every case's log and compare it with the stored case row.
+    Audit(Db),
+    /// Benchmarks; each ends with a machine-readable `ratio=` line.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "CITYGRID_NEW_PASSWORD")]
+        password: String,
+        /// admin, collector, acceptor, leader, dispatcher, handler, commander, evaluator, citizen
+        #[arg(long)]
+        role: String,
+        /// `region:CODE`, `department:CODE` (department code, e.g. HW) or `own`.
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// List users.
+    List(Db),
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// Load a classification table (CSV with the columns of data/classification-gb47678.5-2026.csv).
+    /// All or nothing: one bad line rejects the file.
+    Catalogue {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+#[derive(Subcommand)]
+enum CalendarCmd {
+    /// Load one year's schedule (`date,kind,name` CSV; see data/holidays/).
+    Load {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// The years the calendar knows and whether their data is official.
+    List(Db),
+}
+
+async fn open(db: &Db) -> Result<Store> {
+    let store = Store::connect(&db.database)
+        .await
+        .with_context(|| format!("opening {}", db.database))?;
+    bootstrap::init(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(store)
+}
+
+async fn state(db: &Db) -> Result<AppState> {
+    let store = open(db).await?;
+    AppState::load(store, Clock::System, Settings::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn serve(app: AppState, listen: &str) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = app.store.backend(), "citygrid listening");
+    println!(
+        "citygrid listening on http://{addr} ({} backend)",
+        app.store.backend()
+    );
+    axum::serve(listener, citygrid_server::app(app))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+fn parse_scope(s: &str) -> Result<(Option<RegionCode>, Option<String>)> {
+    match s.split_once(':') {
+        Some(("region", code)) => Ok((Some(RegionCode::parse(code)?), None)),
+        Some(("department", code)) => Ok((None, Some(code.to_owned()))),
+        None if s == "own" => Ok((None, None)),
+        _ => bail!("scope must be region:CODE, department:CODE or own"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "citygrid=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(a) => serve(state(&a.db).await?, &a.listen).await,
+        Command::Demo(a) => {
+            let app = state(&a.db).await?;
+            let accounts = bootstrap::load_demo(&app)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("demo city loaded: 2 districts, 4 streets, 8 communities, 100 unit grids (徐州 泉山区/云龙区)");
+            println!("accounts (password `{}`):", bootstrap::DEMO_PASSWORD);
+            for (name, role, scope) in accounts {
+                println!("  {name:<11} {:<11} {scope}", role.as_str());
+            }
+            serve(app, &a.listen).await
+        }
+        Command::Migrate(db) => {
+            let store = open(&db).await?;
+            println!("{} schema is up to date", store.backend());
+            Ok(())
+        }
+        Command::User(UserCmd::Add {
+            username,
+            password,
+            role,
+            scope,
+            display_name,
+            db,
+        }) => {
+            let app = state(&db).await?;
+            let role = Role::parse(&role).with_context(|| format!("unknown role {role}"))?;
+            let scope = match parse_scope(&scope)? {
+                (Some(code), _) => Scope::Region { code },
+                (None, Some(dept)) => {
+                    let d = app
+                        .store
+                        .list_departments()
+                        .await?
+                        .into_iter()
+                        .find(|d| d.code == dept)
+                        .with_context(|| format!("no department {dept}"))?;
+                    Scope::Department {
+                        department_id: d.id,
+                    }
+                }
+                (None, None) => Scope::Own,
+            };
+            let u = add_user(
+                &app,
+                UserNew {
+                    username,
+                    display_name,
+                    password,
+                    role,
+                    scope,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "user {} ({}) created with id {}",
+                u.username,
+                u.role.as_str(),
+                u.id
+            );
+            Ok(())
+        }
+        Command::User(UserCmd::List(db)) => {
+            let store = open(&db).await?;
+            for u in store.list_users().await? {
+                println!(
+                    "{:>5}  {:<16} {:<11} {}",
+                    u.id,
+                    u.username,
+                    u.role.as_str(),
+                    serde_json::to_string(&u.scope)?
+                );
+            }
+            Ok(())
+        }
+        Command::Import(ImportCmd::Catalogue { file, db }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let classes = citygrid_core::catalogue::parse_table(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let store = open(&db).await?;
+            store.upsert_classes(&classes).await?;
+            println!("{} classes loaded", classes.len());
+            Ok(())
+        }
+        Command::Calendar(CalendarCmd::Load { file, db }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let mut cal = citygrid_core::calendar::WorkCalendar::china_default();
+            let year = cal
+                .load_year_csv(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let store = open(&db).await?;
+            store
+                .put_setting(
+                    &format!("{}{year}", citygrid_server::state::CALENDAR_KEY_PREFIX),
+                    &text,
+                )
+                .await?;
+            println!("holiday schedule for {year} loaded; restart the server to use it");
+            Ok(())
+        }
+        Command::Calendar(CalendarCmd::List(db)) => {
+            let app = state(&db).await?;
+            for (year, official) in app.calendar().years() {
+                println!(
+                    "{year} {}",
+                    if official {
+                        "official"
+                    } else {
+                        "provisional (statutory days only)"
+                    }
+                );
+            }
+            Ok(())
+        }
+        Command::Audit(db) => {
+            let store = open(&db).await?;
+            let ids = store.case_ids().await?;
+            let mut bad = 0;
+            for id in &ids {
+                let events = store.case_events(*id).await?;
+                let replayed = citygrid_core::case::replay(*id, &events);
+                let stored = store.get_case(*id).await?;
+                if replayed != stored {
+                    bad += 1;
+                    eprintln!("case {id}: stored row differs from its replayed log");
+                }
+            }
+            println!("{} cases audited, {bad} differ", ids.len());
+            if bad > 0 {
+                bail!("{bad} cases differ from their logs");
+            }
+            Ok(())
+        }
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}

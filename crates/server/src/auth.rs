@@ -3,7 +3,9 @@
 
 use crate::error::{ApiError, ApiResult, Json};
 use crate::state::AppState;
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -26,7 +28,11 @@ pub fn hash_password(password: &str) -> ApiResult<String> {
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A hash to verify against when the user does not exist, so that the answer takes as long
@@ -66,7 +72,10 @@ impl Auth {
         if roles.contains(&self.user.role) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("role {} may not do this", self.user.role.as_str())))
+            Err(ApiError::forbidden(format!(
+                "role {} may not do this",
+                self.user.role.as_str()
+            )))
         }
     }
 }
@@ -92,8 +101,15 @@ where
             .filter(|t| !t.is_empty() && t.len() <= 200)
             .ok_or(ApiError::Unauthorized)?;
         let hash = token_hash(token);
-        let user = app.store.user_by_token(&hash, app.now()).await?.ok_or(ApiError::Unauthorized)?;
-        Ok(Auth { user, token_hash: hash })
+        let user = app
+            .store
+            .user_by_token(&hash, app.now())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Auth {
+            user,
+            token_hash: hash,
+        })
     }
 }
 
@@ -119,7 +135,14 @@ pub struct UserOut {
 
 impl From<User> for UserOut {
     fn from(u: User) -> Self {
-        UserOut { id: u.id, username: u.username, display_name: u.display_name, role: u.role, scope: u.scope, active: u.active }
+        UserOut {
+            id: u.id,
+            username: u.username,
+            display_name: u.display_name,
+            role: u.role,
+            scope: u.scope,
+            active: u.active,
+        }
     }
 }
 
@@ -137,7 +160,10 @@ pub struct TokenOut {
     responses((status = 201, body = TokenOut), (status = 400, body = crate::error::Problem),
         (status = 401, body = crate::error::Problem), (status = 415, body = crate::error::Problem),
         (status = 422, body = crate::error::Problem)))]
-pub async fn sign_in(State(app): State<AppState>, Json(req): Json<SignIn>) -> ApiResult<(StatusCode, Json<TokenOut>)> {
+pub async fn sign_in(
+    State(app): State<AppState>,
+    Json(req): Json<SignIn>,
+) -> ApiResult<(StatusCode, Json<TokenOut>)> {
     if req.username.len() > 100 || req.password.len() > 1000 {
         return Err(ApiError::Unauthorized);
     }
@@ -168,8 +194,17 @@ pub async fn sign_in(State(app): State<AppState>, Json(req): Json<SignIn>) -> Ap
     let expires_at = now
         .checked_add(app.settings.token_ttl)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    app.store.insert_token(&token_hash(&token), user.id, now, expires_at).await?;
-    Ok((StatusCode::CREATED, Json(TokenOut { token, expires_at, user: user.into() })))
+    app.store
+        .insert_token(&token_hash(&token), user.id, now, expires_at)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenOut {
+            token,
+            expires_at,
+            user: user.into(),
+        }),
+    ))
 }
 
 /// Sign out: revoke the token this request carries.

@@ -30,7 +30,11 @@ pub struct CatalogueQuery {
 /// The catalogue, filtered.
 #[utoipa::path(get, path = "/api/v1/catalogue", tag = "catalogue", security(("bearer" = [])), params(CatalogueQuery),
     responses((status = 200, body = Vec<ClassInfo>), (status = 400, body = Problem), (status = 401, body = Problem)))]
-pub async fn list(State(app): State<AppState>, _auth: Auth, Query(q): Query<CatalogueQuery>) -> ApiResult<Json<Vec<ClassInfo>>> {
+pub async fn list(
+    State(app): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<CatalogueQuery>,
+) -> ApiResult<Json<Vec<ClassInfo>>> {
     let needle = q.q.as_deref().map(str::to_lowercase);
     let items = app
         .store
@@ -42,7 +46,9 @@ pub async fn list(State(app): State<AppState>, _auth: Auth, Query(q): Query<Cata
         .filter(|c| q.citizen.is_none_or(|v| c.citizen == v))
         .filter(|c| q.local.is_none_or(|v| c.local == v))
         .filter(|c| {
-            needle.as_deref().is_none_or(|n| c.name_zh.contains(n) || c.name_en.to_lowercase().contains(n))
+            needle
+                .as_deref()
+                .is_none_or(|n| c.name_zh.contains(n) || c.name_en.to_lowercase().contains(n))
         })
         .collect();
     Ok(Json(items))
@@ -53,8 +59,17 @@ pub async fn list(State(app): State<AppState>, _auth: Auth, Query(q): Query<Cata
     params(("kind" = Kind, Path), ("code" = String, Path)),
     responses((status = 200, body = ClassInfo), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, body = Problem)))]
-pub async fn get(State(app): State<AppState>, _auth: Auth, Path((kind, code)): Path<(Kind, String)>) -> ApiResult<Json<ClassInfo>> {
-    Ok(Json(app.store.get_class(kind, &code).await?.ok_or(ApiError::NotFound("class"))?))
+pub async fn get(
+    State(app): State<AppState>,
+    _auth: Auth,
+    Path((kind, code)): Path<(Kind, String)>,
+) -> ApiResult<Json<ClassInfo>> {
+    Ok(Json(
+        app.store
+            .get_class(kind, &code)
+            .await?
+            .ok_or(ApiError::NotFound("class"))?,
+    ))
 }
 
 /// The editable part of a class.
@@ -99,14 +114,26 @@ async fn validate(app: &AppState, e: &ClassEdit) -> ApiResult<()> {
         return Err(ApiError::invalid("name_en", "at most 200 characters"));
     }
     if let Some(code) = &e.department_code {
-        if !app.store.list_departments().await?.iter().any(|d| &d.code == code) {
-            return Err(ApiError::invalid("department_code", format!("no department {code}")));
+        if !app
+            .store
+            .list_departments()
+            .await?
+            .iter()
+            .any(|d| &d.code == code)
+        {
+            return Err(ApiError::invalid(
+                "department_code",
+                format!("no department {code}"),
+            ));
         }
     }
     for l in [&e.limits.urgent, &e.limits.important, &e.limits.ordinary] {
         for lim in [l.A, l.B, l.C] {
             if lim.amount == 0 || lim.amount > 100_000 {
-                return Err(ApiError::invalid("limits", "every limit amount must be 1 to 100000"));
+                return Err(ApiError::invalid(
+                    "limits",
+                    "every limit amount must be 1 to 100000",
+                ));
             }
         }
     }
@@ -138,10 +165,16 @@ pub async fn update(
     Json(edit): Json<ClassEdit>,
 ) -> ApiResult<Json<ClassInfo>> {
     auth.require(&[Role::Admin])?;
-    let mut class = app.store.get_class(kind, &code).await?.ok_or(ApiError::NotFound("class"))?;
+    let mut class = app
+        .store
+        .get_class(kind, &code)
+        .await?
+        .ok_or(ApiError::NotFound("class"))?;
     validate(&app, &edit).await?;
     apply(&mut class, edit);
-    app.store.upsert_classes(std::slice::from_ref(&class)).await?;
+    app.store
+        .upsert_classes(std::slice::from_ref(&class))
+        .await?;
     Ok(Json(class))
 }
 
@@ -150,15 +183,27 @@ pub async fn update(
     responses((status = 201, body = ClassInfo), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem),
         (status = 422, body = Problem)))]
-pub async fn create(State(app): State<AppState>, auth: Auth, Json(new): Json<ClassNew>) -> ApiResult<(StatusCode, Json<ClassInfo>)> {
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth,
+    Json(new): Json<ClassNew>,
+) -> ApiResult<(StatusCode, Json<ClassInfo>)> {
     auth.require(&[Role::Admin])?;
     let code = ClassCode::parse(&new.code).map_err(|e| ApiError::invalid("code", e.to_string()))?;
     if new.major_name_zh.trim().is_empty() || new.major_name_zh.chars().count() > 100 {
         return Err(ApiError::invalid("major_name_zh", "1 to 100 characters"));
     }
     validate(&app, &new.edit).await?;
-    if app.store.get_class(new.kind, code.as_str()).await?.is_some() {
-        return Err(ApiError::conflict("exists", format!("{} class {} exists", new.kind.as_str(), code)));
+    if app
+        .store
+        .get_class(new.kind, code.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(
+            "exists",
+            format!("{} class {} exists", new.kind.as_str(), code),
+        ));
     }
     let mut class = ClassInfo {
         kind: new.kind,
@@ -178,7 +223,9 @@ pub async fn create(State(app): State<AppState>, auth: Auth, Json(new): Json<Cla
         code,
     };
     apply(&mut class, new.edit);
-    app.store.upsert_classes(std::slice::from_ref(&class)).await?;
+    app.store
+        .upsert_classes(std::slice::from_ref(&class))
+        .await?;
     Ok((StatusCode::CREATED, Json(class)))
 }
 
@@ -188,11 +235,22 @@ pub async fn create(State(app): State<AppState>, auth: Auth, Json(new): Json<Cla
     params(("kind" = Kind, Path), ("code" = String, Path)),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn delete(State(app): State<AppState>, auth: Auth, Path((kind, code)): Path<(Kind, String)>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((kind, code)): Path<(Kind, String)>,
+) -> ApiResult<StatusCode> {
     auth.require(&[Role::Admin])?;
-    let class = app.store.get_class(kind, &code).await?.ok_or(ApiError::NotFound("class"))?;
+    let class = app
+        .store
+        .get_class(kind, &code)
+        .await?
+        .ok_or(ApiError::NotFound("class"))?;
     if !class.local {
-        return Err(ApiError::conflict("national_class", "national classes cannot be removed; set active to false"));
+        return Err(ApiError::conflict(
+            "national_class",
+            "national classes cannot be removed; set active to false",
+        ));
     }
     app.store.delete_class(kind, &code).await?;
     Ok(StatusCode::NO_CONTENT)

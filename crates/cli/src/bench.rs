@@ -1,0 +1,188 @@
+//! `citygrid bench …`: figures measured against a ceiling measured in the same run, on the same
+//! machine and backend, ending with a machine-readable `ratio=` line.
+
+use anyhow::{bail, Context, Result};
+use citygrid_server::{bootstrap, AppState, Clock, Settings};
+use citygrid_store::Store;
+use futures::future::join_all;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Subcommand)]
+pub enum BenchCmd {
+    /// Durable case reports per second through HTTP with concurrent clients, against the raw
+    /// durable single-row insert rate of the same backend.
+    Intake {
+        /// Database to run on; default a fresh SQLite file in a temporary directory. A
+        /// PostgreSQL URL must name a throwaway database: the benchmark fills it.
+        #[arg(long)]
+        database: Option<String>,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Reports per run.
+        #[arg(long, default_value_t = 3000)]
+        requests: usize,
+        /// Runs; the medians are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Run `total` jobs over `clients` concurrent workers; returns jobs per second.
+async fn drive<F, Fut>(clients: usize, total: usize, job: F) -> Result<f64>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let workers = (0..clients).map(|_| {
+        let next = next.clone();
+        let job = job.clone();
+        tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                job(i).await?;
+            }
+        })
+    });
+    for r in join_all(workers).await {
+        r??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+pub async fn run(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Intake {
+            database,
+            clients,
+            requests,
+            runs,
+        } => intake(database, clients, requests, runs).await,
+    }
+}
+
+async fn intake(
+    database: Option<String>,
+    clients: usize,
+    requests: usize,
+    runs: usize,
+) -> Result<()> {
+    if clients == 0 || requests == 0 || runs == 0 {
+        bail!("clients, requests and runs must be positive");
+    }
+    let dir = tempfile::tempdir()?;
+    let url =
+        database.unwrap_or_else(|| format!("sqlite:{}", dir.path().join("bench.db").display()));
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("opening {url}"))?;
+    bootstrap::init(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = AppState::load(store.clone(), Clock::System, Settings::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bootstrap::load_demo(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server =
+        tokio::spawn(async move { axum::serve(listener, citygrid_server::app(app)).await });
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let base = format!("http://{addr}");
+    let token: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&serde_json::json!({"username": "collector", "password": "demo"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = token["token"].as_str().context("no token")?.to_owned();
+    println!(
+        "bench intake: backend={} clients={clients} requests={requests} runs={runs}",
+        store.backend()
+    );
+
+    let report = {
+        let http = http.clone();
+        let base = base.clone();
+        move |i: usize| {
+            let http = http.clone();
+            let url = format!("{base}/api/v1/cases");
+            let token = token.clone();
+            async move {
+                // Spread the points over the demo city so the grid lookup does real work.
+                let lon = 117.1650 + (i % 97) as f64 * 0.00049;
+                let lat = 34.2480 + (i % 89) as f64 * 0.00030;
+                let res = http
+                    .post(url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({
+                        "kind": "event", "class_code": "06010",
+                        "description": format!("bench report {i}"),
+                        "location": {"lon": lon, "lat": lat}
+                    }))
+                    .send()
+                    .await?;
+                if res.status() != reqwest::StatusCode::CREATED {
+                    bail!(
+                        "report {i}: {} {}",
+                        res.status(),
+                        res.text().await.unwrap_or_default()
+                    );
+                }
+                Ok(())
+            }
+        }
+    };
+    let raw = {
+        let store = store.clone();
+        move |i: usize| {
+            let store = store.clone();
+            async move {
+                store
+                    .bench_raw_insert(jiff::Timestamp::now(), &format!("{{\"raw\":{i}}}"))
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
+        }
+    };
+    // Warm both paths up (connections, page cache) before measuring.
+    drive(clients, requests.min(200), report.clone()).await?;
+    drive(clients, requests.min(200), raw.clone()).await?;
+    let mut http_rates = Vec::new();
+    let mut raw_rates = Vec::new();
+    for run in 1..=runs {
+        let h = drive(clients, requests, report.clone()).await?;
+        let r = drive(clients, requests, raw.clone()).await?;
+        println!(
+            "run {run}: http {h:.0} reports/s, raw {r:.0} inserts/s, ratio {:.3}",
+            h / r
+        );
+        http_rates.push(h);
+        raw_rates.push(r);
+    }
+    let (h, r) = (median(http_rates), median(raw_rates));
+    println!("http_reports_per_sec={h:.0}");
+    println!("raw_inserts_per_sec={r:.0}");
+    println!("ratio={:.3}", h / r);
+    server.abort();
+    store.close().await;
+    Ok(())
+}
