@@ -64,46 +64,25 @@ where
 
 pub async fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
-        BenchCmd::Intake {
-            database,
-            clients,
-            requests,
-            runs,
-        } => intake(database, clients, requests, runs).await,
+        BenchCmd::Intake { database, clients, requests, runs } => intake(database, clients, requests, runs).await,
     }
 }
 
-async fn intake(
-    database: Option<String>,
-    clients: usize,
-    requests: usize,
-    runs: usize,
-) -> Result<()> {
+async fn intake(database: Option<String>, clients: usize, requests: usize, runs: usize) -> Result<()> {
     if clients == 0 || requests == 0 || runs == 0 {
         bail!("clients, requests and runs must be positive");
     }
     let dir = tempfile::tempdir()?;
-    let url =
-        database.unwrap_or_else(|| format!("sqlite:{}", dir.path().join("bench.db").display()));
-    let store = Store::connect(&url)
-        .await
-        .with_context(|| format!("opening {url}"))?;
-    bootstrap::init(&store)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let app = AppState::load(store.clone(), Clock::System, Settings::default())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    bootstrap::load_demo(&app)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let url = database.unwrap_or_else(|| format!("sqlite:{}", dir.path().join("bench.db").display()));
+    let store = Store::connect(&url).await.with_context(|| format!("opening {url}"))?;
+    bootstrap::init(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app =
+        AppState::load(store.clone(), Clock::System, Settings::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    bootstrap::load_demo(&app).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server =
-        tokio::spawn(async move { axum::serve(listener, citygrid_server::app(app)).await });
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()?;
+    let server = tokio::spawn(async move { axum::serve(listener, citygrid_server::app(app)).await });
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
     let base = format!("http://{addr}");
     let token: serde_json::Value = http
         .post(format!("{base}/api/v1/auth/token"))
@@ -114,10 +93,7 @@ async fn intake(
         .json()
         .await?;
     let token = token["token"].as_str().context("no token")?.to_owned();
-    println!(
-        "bench intake: backend={} clients={clients} requests={requests} runs={runs}",
-        store.backend()
-    );
+    println!("bench intake: backend={} clients={clients} requests={requests} runs={runs}", store.backend());
 
     let report = {
         let http = http.clone();
@@ -141,11 +117,7 @@ async fn intake(
                     .send()
                     .await?;
                 if res.status() != reqwest::StatusCode::CREATED {
-                    bail!(
-                        "report {i}: {} {}",
-                        res.status(),
-                        res.text().await.unwrap_or_default()
-                    );
+                    bail!("report {i}: {} {}", res.status(), res.text().await.unwrap_or_default());
                 }
                 Ok(())
             }
@@ -171,10 +143,7 @@ async fn intake(
     for run in 1..=runs {
         let h = drive(clients, requests, report.clone()).await?;
         let r = drive(clients, requests, raw.clone()).await?;
-        println!(
-            "run {run}: http {h:.0} reports/s, raw {r:.0} inserts/s, ratio {:.3}",
-            h / r
-        );
+        println!("run {run}: http {h:.0} reports/s, raw {r:.0} inserts/s, ratio {:.3}", h / r);
         http_rates.push(h);
         raw_rates.push(r);
     }

@@ -22,11 +22,7 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct Db {
     /// Database URL: `sqlite:PATH` (embedded default) or `postgres://user@host/db`.
-    #[arg(
-        long,
-        env = "CITYGRID_DATABASE",
-        default_value = "sqlite:./data/citygrid.db"
-    )]
+    #[arg(long, env = "CITYGRID_DATABASE", default_value = "sqlite:./data/citygrid.db")]
     database: String,
 }
 
@@ -110,32 +106,21 @@ enum CalendarCmd {
 }
 
 async fn open(db: &Db) -> Result<Store> {
-    let store = Store::connect(&db.database)
-        .await
-        .with_context(|| format!("opening {}", db.database))?;
-    bootstrap::init(&store)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = Store::connect(&db.database).await.with_context(|| format!("opening {}", db.database))?;
+    bootstrap::init(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(store)
 }
 
 async fn state(db: &Db) -> Result<AppState> {
     let store = open(db).await?;
-    AppState::load(store, Clock::System, Settings::default())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    AppState::load(store, Clock::System, Settings::default()).await.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn serve(app: AppState, listen: &str) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = app.store.backend(), "citygrid listening");
-    println!(
-        "citygrid listening on http://{addr} ({} backend)",
-        app.store.backend()
-    );
+    println!("citygrid listening on http://{addr} ({} backend)", app.store.backend());
     axum::serve(listener, citygrid_server::app(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -157,8 +142,7 @@ fn parse_scope(s: &str) -> Result<(Option<RegionCode>, Option<String>)> {
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "citygrid=info,warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "citygrid=info,warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -167,9 +151,7 @@ async fn main() -> Result<()> {
         Command::Serve(a) => serve(state(&a.db).await?, &a.listen).await,
         Command::Demo(a) => {
             let app = state(&a.db).await?;
-            let accounts = bootstrap::load_demo(&app)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let accounts = bootstrap::load_demo(&app).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("demo city loaded: 2 districts, 4 streets, 8 communities, 100 unit grids (徐州 泉山区/云龙区)");
             println!("accounts (password `{}`):", bootstrap::DEMO_PASSWORD);
             for (name, role, scope) in accounts {
@@ -182,14 +164,7 @@ async fn main() -> Result<()> {
             println!("{} schema is up to date", store.backend());
             Ok(())
         }
-        Command::User(UserCmd::Add {
-            username,
-            password,
-            role,
-            scope,
-            display_name,
-            db,
-        }) => {
+        Command::User(UserCmd::Add { username, password, role, scope, display_name, db }) => {
             let app = state(&db).await?;
             let role = Role::parse(&role).with_context(|| format!("unknown role {role}"))?;
             let scope = match parse_scope(&scope)? {
@@ -202,30 +177,14 @@ async fn main() -> Result<()> {
                         .into_iter()
                         .find(|d| d.code == dept)
                         .with_context(|| format!("no department {dept}"))?;
-                    Scope::Department {
-                        department_id: d.id,
-                    }
+                    Scope::Department { department_id: d.id }
                 }
                 (None, None) => Scope::Own,
             };
-            let u = add_user(
-                &app,
-                UserNew {
-                    username,
-                    display_name,
-                    password,
-                    role,
-                    scope,
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "user {} ({}) created with id {}",
-                u.username,
-                u.role.as_str(),
-                u.id
-            );
+            let u = add_user(&app, UserNew { username, display_name, password, role, scope })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("user {} ({}) created with id {}", u.username, u.role.as_str(), u.id);
             Ok(())
         }
         Command::User(UserCmd::List(db)) => {
@@ -242,43 +201,27 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Import(ImportCmd::Catalogue { file, db }) => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let classes = citygrid_core::catalogue::parse_table(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let classes =
+                citygrid_core::catalogue::parse_table(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let store = open(&db).await?;
             store.upsert_classes(&classes).await?;
             println!("{} classes loaded", classes.len());
             Ok(())
         }
         Command::Calendar(CalendarCmd::Load { file, db }) => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let mut cal = citygrid_core::calendar::WorkCalendar::china_default();
-            let year = cal
-                .load_year_csv(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let year = cal.load_year_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let store = open(&db).await?;
-            store
-                .put_setting(
-                    &format!("{}{year}", citygrid_server::state::CALENDAR_KEY_PREFIX),
-                    &text,
-                )
-                .await?;
+            store.put_setting(&format!("{}{year}", citygrid_server::state::CALENDAR_KEY_PREFIX), &text).await?;
             println!("holiday schedule for {year} loaded; restart the server to use it");
             Ok(())
         }
         Command::Calendar(CalendarCmd::List(db)) => {
             let app = state(&db).await?;
             for (year, official) in app.calendar().years() {
-                println!(
-                    "{year} {}",
-                    if official {
-                        "official"
-                    } else {
-                        "provisional (statutory days only)"
-                    }
-                );
+                println!("{year} {}", if official { "official" } else { "provisional (statutory days only)" });
             }
             Ok(())
         }

@@ -43,9 +43,7 @@ const CHINA_HOLIDAY_FILES: [(&str, &str); 3] = [
 ];
 
 /// Unit of a time limit.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitUnit {
     WorkingMinutes,
@@ -59,17 +57,12 @@ pub enum LimitUnit {
 impl LimitUnit {
     /// True for wall-clock units, which run through nights, weekends and holidays.
     pub const fn is_natural(self) -> bool {
-        matches!(
-            self,
-            LimitUnit::NaturalMinutes | LimitUnit::NaturalHours | LimitUnit::NaturalDays
-        )
+        matches!(self, LimitUnit::NaturalMinutes | LimitUnit::NaturalHours | LimitUnit::NaturalDays)
     }
 }
 
 /// A stage or disposal time limit, e.g. 2 working hours. serde: `{"amount": 2, "unit": "working_hours"}`
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Limit {
     pub amount: u32,
     pub unit: LimitUnit,
@@ -77,45 +70,27 @@ pub struct Limit {
 
 impl Limit {
     pub const fn working_minutes(n: u32) -> Limit {
-        Limit {
-            amount: n,
-            unit: LimitUnit::WorkingMinutes,
-        }
+        Limit { amount: n, unit: LimitUnit::WorkingMinutes }
     }
 
     pub const fn working_hours(n: u32) -> Limit {
-        Limit {
-            amount: n,
-            unit: LimitUnit::WorkingHours,
-        }
+        Limit { amount: n, unit: LimitUnit::WorkingHours }
     }
 
     pub const fn working_days(n: u32) -> Limit {
-        Limit {
-            amount: n,
-            unit: LimitUnit::WorkingDays,
-        }
+        Limit { amount: n, unit: LimitUnit::WorkingDays }
     }
 
     pub const fn natural_minutes(n: u32) -> Limit {
-        Limit {
-            amount: n,
-            unit: LimitUnit::NaturalMinutes,
-        }
+        Limit { amount: n, unit: LimitUnit::NaturalMinutes }
     }
 
     pub const fn natural_hours(n: u32) -> Limit {
-        Limit {
-            amount: n,
-            unit: LimitUnit::NaturalHours,
-        }
+        Limit { amount: n, unit: LimitUnit::NaturalHours }
     }
 
     pub const fn natural_days(n: u32) -> Limit {
-        Limit {
-            amount: n,
-            unit: LimitUnit::NaturalDays,
-        }
+        Limit { amount: n, unit: LimitUnit::NaturalDays }
     }
 
     /// True if the limit runs in wall-clock time rather than working time.
@@ -128,10 +103,7 @@ impl Limit {
     /// `u32::MAX`.
     pub fn scaled(&self, factor_percent: u32) -> Limit {
         let product = u64::from(self.amount) * u64::from(factor_percent);
-        Limit {
-            amount: u32::try_from(product.div_ceil(100)).unwrap_or(u32::MAX),
-            unit: self.unit,
-        }
+        Limit { amount: u32::try_from(product.div_ceil(100)).unwrap_or(u32::MAX), unit: self.unit }
     }
 
     /// The limit as the centres write it: "2个工作时", "3个工作日", "30分钟(自然时间)".
@@ -149,9 +121,7 @@ impl Limit {
 }
 
 /// Traffic light of a stage (亮灯): green up to 80 % of the limit, yellow 80–100 %, red beyond.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Light {
     Green,
@@ -181,11 +151,7 @@ pub enum CalendarError {
     #[error("line {line}: unknown kind `{value}`, expected `holiday` or `workday`")]
     UnknownKind { line: usize, value: String },
     #[error("line {line}: {date} is already listed on line {first_line}")]
-    DuplicateDate {
-        line: usize,
-        date: Date,
-        first_line: usize,
-    },
+    DuplicateDate { line: usize, date: Date, first_line: usize },
     #[error("line {line}: {date} is not in {year}, the year of this file")]
     WrongYear { line: usize, date: Date, year: i32 },
     #[error("line {line}: `# official:` must be `true` or `false`, found `{value}`")]
@@ -246,10 +212,7 @@ impl WorkCalendar {
 
     /// A calendar without any holiday data. `office_hours` are intervals in minutes after local
     /// midnight, sorted, non-overlapping, non-empty (an end of 1440 means midnight).
-    pub fn new(
-        utc_offset_minutes: i32,
-        office_hours: &[(u16, u16)],
-    ) -> Result<WorkCalendar, CalendarError> {
+    pub fn new(utc_offset_minutes: i32, office_hours: &[(u16, u16)]) -> Result<WorkCalendar, CalendarError> {
         if utc_offset_minutes.abs() > MAX_UTC_OFFSET_MINUTES {
             return Err(CalendarError::BadUtcOffset(utc_offset_minutes));
         }
@@ -268,17 +231,12 @@ impl WorkCalendar {
             }
             previous_end = end;
         }
-        Ok(WorkCalendar::from_valid_parts(
-            utc_offset_minutes,
-            office_hours,
-        ))
+        Ok(WorkCalendar::from_valid_parts(utc_offset_minutes, office_hours))
     }
 
     fn from_valid_parts(utc_offset_minutes: i32, office_hours: &[(u16, u16)]) -> WorkCalendar {
-        let office_ms: Vec<(i64, i64)> = office_hours
-            .iter()
-            .map(|&(s, e)| (i64::from(s) * MINUTE_MS, i64::from(e) * MINUTE_MS))
-            .collect();
+        let office_ms: Vec<(i64, i64)> =
+            office_hours.iter().map(|&(s, e)| (i64::from(s) * MINUTE_MS, i64::from(e) * MINUTE_MS)).collect();
         let daily_ms = office_ms.iter().map(|&(s, e)| e - s).sum();
         WorkCalendar {
             utc_offset_minutes,
@@ -315,36 +273,23 @@ impl WorkCalendar {
         for (date, entry) in parsed.entries {
             self.days.insert(day_number(date), entry);
         }
-        self.years.insert(
-            parsed.year,
-            YearInfo {
-                official: parsed.official,
-                source: parsed.source,
-            },
-        );
+        self.years.insert(parsed.year, YearInfo { official: parsed.official, source: parsed.source });
         Ok(parsed.year)
     }
 
     /// The loaded years, ascending, each with whether its data is the official notice.
     pub fn years(&self) -> Vec<(i32, bool)> {
-        self.years
-            .iter()
-            .map(|(&year, info)| (year, info.official))
-            .collect()
+        self.years.iter().map(|(&year, info)| (year, info.official)).collect()
     }
 
     /// The `# source:` line of a loaded year, if it had one.
     pub fn year_source(&self, year: i32) -> Option<&str> {
-        self.years
-            .get(&year)
-            .and_then(|info| info.source.as_deref())
+        self.years.get(&year).and_then(|info| info.source.as_deref())
     }
 
     /// The name of a listed holiday or make-up working day ("春节", "国庆节调休上班").
     pub fn day_name(&self, d: Date) -> Option<&str> {
-        self.days
-            .get(&day_number(d))
-            .map(|entry| entry.name.as_str())
+        self.days.get(&day_number(d)).map(|entry| entry.name.as_str())
     }
 
     /// Mon–Fri unless a holiday; Sat/Sun if a make-up working day (调休).
@@ -393,9 +338,7 @@ impl WorkCalendar {
         }
         let ms = self.limit_millis(limit);
         if limit.is_natural() {
-            start
-                .checked_add(SignedDuration::from_millis(ms))
-                .unwrap_or(Timestamp::MAX)
+            start.checked_add(SignedDuration::from_millis(ms)).unwrap_or(Timestamp::MAX)
         } else {
             self.add_working_millis(start, ms)
         }
@@ -416,16 +359,8 @@ impl WorkCalendar {
                 0
             };
         }
-        let head = if self.is_working_day_number(day_a) {
-            self.daily_ms - self.office_ms_before(time_a)
-        } else {
-            0
-        };
-        let tail = if self.is_working_day_number(day_b) {
-            self.office_ms_before(time_b)
-        } else {
-            0
-        };
+        let head = if self.is_working_day_number(day_a) { self.daily_ms - self.office_ms_before(time_a) } else { 0 };
+        let tail = if self.is_working_day_number(day_b) { self.office_ms_before(time_b) } else { 0 };
         head + tail + self.daily_ms * self.working_days_in(day_a + 1, day_b)
     }
 
@@ -496,27 +431,15 @@ impl WorkCalendar {
     ///
     /// Any instant after the deadline is red, even outside office hours when no working time
     /// has passed since it: the stage is overdue (超时) from that instant on.
-    pub fn light(
-        &self,
-        start: Timestamp,
-        deadline: Timestamp,
-        now: Timestamp,
-        natural: bool,
-    ) -> Light {
+    pub fn light(&self, start: Timestamp, deadline: Timestamp, now: Timestamp, natural: bool) -> Light {
         if now > deadline {
             return Light::Red;
         }
         let (total, elapsed) = if natural {
             let start_ms = start.as_millisecond();
-            (
-                (deadline.as_millisecond() - start_ms).max(0),
-                (now.as_millisecond() - start_ms).max(0),
-            )
+            ((deadline.as_millisecond() - start_ms).max(0), (now.as_millisecond() - start_ms).max(0))
         } else {
-            (
-                self.working_millis_between(start, deadline),
-                self.working_millis_between(start, now),
-            )
+            (self.working_millis_between(start, deadline), self.working_millis_between(start, now))
         };
         // i128: 100 × a span of thousands of years in ms would overflow i64.
         if i128::from(elapsed) * 100 <= i128::from(total) * 80 {
@@ -532,11 +455,7 @@ impl WorkCalendar {
 
     fn timestamp_from_local(&self, local_ms: i64) -> Timestamp {
         let utc_ms = local_ms.saturating_sub(i64::from(self.utc_offset_minutes) * MINUTE_MS);
-        Timestamp::from_millisecond(utc_ms).unwrap_or(if utc_ms < 0 {
-            Timestamp::MIN
-        } else {
-            Timestamp::MAX
-        })
+        Timestamp::from_millisecond(utc_ms).unwrap_or(if utc_ms < 0 { Timestamp::MIN } else { Timestamp::MAX })
     }
 
     fn is_working_day_number(&self, day: i64) -> bool {
@@ -563,10 +482,7 @@ impl WorkCalendar {
 
     /// Office milliseconds of one working day that lie before `time` (ms after midnight).
     fn office_ms_before(&self, time: i64) -> i64 {
-        self.office_ms
-            .iter()
-            .map(|&(s, e)| (e.min(time) - s).max(0))
-            .sum()
+        self.office_ms.iter().map(|&(s, e)| (e.min(time) - s).max(0)).sum()
     }
 
     /// The time of day (ms after midnight) at which `worked` office milliseconds of a day have
@@ -586,9 +502,7 @@ impl WorkCalendar {
 
 /// Days since 1970-01-01 (negative before it).
 fn day_number(d: Date) -> i64 {
-    d.duration_since(Date::constant(1970, 1, 1))
-        .as_hours()
-        .div_euclid(24)
+    d.duration_since(Date::constant(1970, 1, 1)).as_hours().div_euclid(24)
 }
 
 fn is_plain_weekday(day: i64) -> bool {
@@ -611,10 +525,7 @@ fn year_end(year: i32) -> Result<Date, CalendarError> {
 }
 
 fn year_date(year: i32, month: i8, day: i8) -> Result<Date, CalendarError> {
-    i16::try_from(year)
-        .ok()
-        .and_then(|y| Date::new(y, month, day).ok())
-        .ok_or(CalendarError::NoYear)
+    i16::try_from(year).ok().and_then(|y| Date::new(y, month, day).ok()).ok_or(CalendarError::NoYear)
 }
 
 /// One holiday file, validated.
@@ -650,12 +561,7 @@ fn parse_year_csv(text: &str) -> Result<ParsedYear, CalendarError> {
                     official = match value.to_ascii_lowercase().as_str() {
                         "true" => true,
                         "false" => false,
-                        _ => {
-                            return Err(CalendarError::BadOfficialFlag {
-                                line,
-                                value: value.to_owned(),
-                            })
-                        }
+                        _ => return Err(CalendarError::BadOfficialFlag { line, value: value.to_owned() }),
                     }
                 }
                 "source" => source = Some(value.to_owned()),
@@ -664,10 +570,7 @@ fn parse_year_csv(text: &str) -> Result<ParsedYear, CalendarError> {
                         .parse::<i32>()
                         .ok()
                         .filter(|y| (1..=9999).contains(y))
-                        .ok_or_else(|| CalendarError::BadYear {
-                            line,
-                            value: value.to_owned(),
-                        })?;
+                        .ok_or_else(|| CalendarError::BadYear { line, value: value.to_owned() })?;
                     declared_year = Some(year);
                 }
                 // Any other comment is prose.
@@ -682,42 +585,21 @@ fn parse_year_csv(text: &str) -> Result<ParsedYear, CalendarError> {
                 && fields[1].eq_ignore_ascii_case("kind")
                 && fields[2].eq_ignore_ascii_case("name");
             if !is_header {
-                return Err(CalendarError::BadHeader {
-                    line,
-                    found: trimmed.to_owned(),
-                });
+                return Err(CalendarError::BadHeader { line, found: trimmed.to_owned() });
             }
             seen_header = true;
             continue;
         }
         let [date, kind, name] = fields[..] else {
-            return Err(CalendarError::FieldCount {
-                line,
-                found: fields.len(),
-            });
+            return Err(CalendarError::FieldCount { line, found: fields.len() });
         };
-        let date = parse_iso_date(date).ok_or_else(|| CalendarError::BadDate {
-            line,
-            value: date.to_owned(),
-        })?;
+        let date = parse_iso_date(date).ok_or_else(|| CalendarError::BadDate { line, value: date.to_owned() })?;
         let working = match kind.to_ascii_lowercase().as_str() {
             "holiday" => false,
             "workday" => true,
-            _ => {
-                return Err(CalendarError::UnknownKind {
-                    line,
-                    value: kind.to_owned(),
-                })
-            }
+            _ => return Err(CalendarError::UnknownKind { line, value: kind.to_owned() }),
         };
-        rows.push((
-            line,
-            date,
-            DayEntry {
-                working,
-                name: name.to_owned(),
-            },
-        ));
+        rows.push((line, date, DayEntry { working, name: name.to_owned() }));
     }
     if !seen_header {
         return Err(CalendarError::MissingHeader);
@@ -735,30 +617,18 @@ fn parse_year_csv(text: &str) -> Result<ParsedYear, CalendarError> {
             return Err(CalendarError::WrongYear { line, date, year });
         }
         if let Some(&first_line) = first_lines.get(&date) {
-            return Err(CalendarError::DuplicateDate {
-                line,
-                date,
-                first_line,
-            });
+            return Err(CalendarError::DuplicateDate { line, date, first_line });
         }
         first_lines.insert(date, line);
         entries.push((date, entry));
     }
-    Ok(ParsedYear {
-        year,
-        official,
-        source,
-        entries,
-    })
+    Ok(ParsedYear { year, official, source, entries })
 }
 
 /// Trims a field and removes one pair of surrounding double quotes, as spreadsheets write them.
 fn unquote(field: &str) -> &str {
     let field = field.trim();
-    field
-        .strip_prefix('"')
-        .and_then(|f| f.strip_suffix('"'))
-        .unwrap_or(field)
+    field.strip_prefix('"').and_then(|f| f.strip_suffix('"')).unwrap_or(field)
 }
 
 /// Strict `YYYY-MM-DD`: jiff's parser also accepts other ISO 8601 forms, which a holiday file
@@ -788,11 +658,7 @@ mod tests {
     /// A local Beijing time, "2026-10-09 16:00" or "2026-10-09 16:00:00.001".
     fn bj(s: &str) -> Timestamp {
         let iso = s.replace(' ', "T");
-        let iso = if iso.len() == 16 {
-            format!("{iso}:00")
-        } else {
-            iso
-        };
+        let iso = if iso.len() == 16 { format!("{iso}:00") } else { iso };
         format!("{iso}+08:00").parse().unwrap()
     }
 
@@ -813,10 +679,7 @@ mod tests {
             let mut fresh = WorkCalendar::new(480, &CHINA_OFFICE_HOURS).unwrap();
             assert!(fresh.load_year_csv(text).is_ok(), "{name}");
         }
-        assert!(c
-            .year_source(2026)
-            .unwrap()
-            .contains("2026年部分节假日安排"));
+        assert!(c.year_source(2026).unwrap().contains("2026年部分节假日安排"));
         assert!(c.year_source(2027).unwrap().contains("放假办法"));
         assert_eq!(c.year_source(2030), None);
     }
@@ -827,9 +690,7 @@ mod tests {
         let mut workdays = Vec::new();
         let mut holidays = BTreeMap::new();
         for (&day, entry) in &c.days {
-            let d = Date::constant(1970, 1, 1)
-                .checked_add(jiff::Span::new().days(day))
-                .unwrap();
+            let d = Date::constant(1970, 1, 1).checked_add(jiff::Span::new().days(day)).unwrap();
             assert_eq!(day_number(d), day);
             if entry.working {
                 assert!(matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday));
@@ -875,10 +736,7 @@ mod tests {
     fn deadline_across_a_weekend() {
         // Friday 16:30 + 2 h: one hour on Friday, one on Monday morning.
         let c = cal();
-        assert_eq!(
-            c.deadline(bj("2026-03-13 16:30"), Limit::working_hours(2)),
-            bj("2026-03-16 09:30")
-        );
+        assert_eq!(c.deadline(bj("2026-03-13 16:30"), Limit::working_hours(2)), bj("2026-03-16 09:30"));
     }
 
     #[test]
@@ -886,151 +744,78 @@ mod tests {
         let c = cal();
         // 90 min on Sep 30, Oct 1–7 off, 360 min left: 210 in the morning of Thu Oct 8, then
         // 150 from 13:30.
-        assert_eq!(
-            c.deadline(bj("2026-09-30 16:00"), Limit::working_days(1)),
-            bj("2026-10-08 16:00")
-        );
+        assert_eq!(c.deadline(bj("2026-09-30 16:00"), Limit::working_days(1)), bj("2026-10-08 16:00"));
         // Friday Oct 9 16:00 + 3 h: 90 min on Friday, 90 min on make-up Saturday Oct 10.
-        assert_eq!(
-            c.deadline(bj("2026-10-09 16:00"), Limit::working_hours(3)),
-            bj("2026-10-10 10:00")
-        );
+        assert_eq!(c.deadline(bj("2026-10-09 16:00"), Limit::working_hours(3)), bj("2026-10-10 10:00"));
         // + 2 working days = 900 min: 90 Fri, 450 Sat, Sun off, 360 on Monday Oct 12.
-        assert_eq!(
-            c.deadline(bj("2026-10-09 16:00"), Limit::working_days(2)),
-            bj("2026-10-12 16:00")
-        );
+        assert_eq!(c.deadline(bj("2026-10-09 16:00"), Limit::working_days(2)), bj("2026-10-12 16:00"));
     }
 
     #[test]
     fn deadline_across_lunch_break() {
         let c = cal();
-        assert_eq!(
-            c.deadline(bj("2026-03-17 11:30"), Limit::working_hours(1)),
-            bj("2026-03-17 14:00")
-        );
+        assert_eq!(c.deadline(bj("2026-03-17 11:30"), Limit::working_hours(1)), bj("2026-03-17 14:00"));
         // Starting during lunch counts from 13:30.
-        assert_eq!(
-            c.deadline(bj("2026-03-17 12:30"), Limit::working_minutes(30)),
-            bj("2026-03-17 14:00")
-        );
+        assert_eq!(c.deadline(bj("2026-03-17 12:30"), Limit::working_minutes(30)), bj("2026-03-17 14:00"));
     }
 
     #[test]
     fn deadline_starting_outside_office_hours() {
         let c = cal();
-        assert_eq!(
-            c.deadline(bj("2026-03-17 07:00"), Limit::working_minutes(30)),
-            bj("2026-03-17 09:00")
-        );
-        assert_eq!(
-            c.deadline(bj("2026-03-17 18:00"), Limit::working_hours(1)),
-            bj("2026-03-18 09:30")
-        );
+        assert_eq!(c.deadline(bj("2026-03-17 07:00"), Limit::working_minutes(30)), bj("2026-03-17 09:00"));
+        assert_eq!(c.deadline(bj("2026-03-17 18:00"), Limit::working_hours(1)), bj("2026-03-18 09:30"));
         // Exactly at closing time is outside: next morning.
-        assert_eq!(
-            c.deadline(bj("2026-03-17 17:30"), Limit::working_minutes(1)),
-            bj("2026-03-18 08:31")
-        );
+        assert_eq!(c.deadline(bj("2026-03-17 17:30"), Limit::working_minutes(1)), bj("2026-03-18 08:31"));
         // Friday evening: Monday.
-        assert_eq!(
-            c.deadline(bj("2026-03-13 20:00"), Limit::working_minutes(30)),
-            bj("2026-03-16 09:00")
-        );
+        assert_eq!(c.deadline(bj("2026-03-13 20:00"), Limit::working_minutes(30)), bj("2026-03-16 09:00"));
     }
 
     #[test]
     fn deadline_starting_on_a_holiday() {
         let c = cal();
-        assert_eq!(
-            c.deadline(bj("2026-10-03 10:00"), Limit::working_minutes(30)),
-            bj("2026-10-08 09:00")
-        );
+        assert_eq!(c.deadline(bj("2026-10-03 10:00"), Limit::working_minutes(30)), bj("2026-10-08 09:00"));
         // Spring Festival 2026: Feb 15–23 off, Tue Feb 24 is the first working day.
-        assert_eq!(
-            c.deadline(bj("2026-02-17 09:00"), Limit::working_hours(8)),
-            bj("2026-02-25 09:00")
-        );
+        assert_eq!(c.deadline(bj("2026-02-17 09:00"), Limit::working_hours(8)), bj("2026-02-25 09:00"));
     }
 
     #[test]
     fn exact_end_of_interval_is_the_deadline() {
         let c = cal();
-        assert_eq!(
-            c.deadline(bj("2026-03-17 11:00"), Limit::working_hours(1)),
-            bj("2026-03-17 12:00")
-        );
-        assert_eq!(
-            c.deadline(bj("2026-03-17 16:30"), Limit::working_hours(1)),
-            bj("2026-03-17 17:30")
-        );
-        assert_eq!(
-            c.deadline(bj("2026-03-17 08:30"), Limit::working_days(1)),
-            bj("2026-03-17 17:30")
-        );
+        assert_eq!(c.deadline(bj("2026-03-17 11:00"), Limit::working_hours(1)), bj("2026-03-17 12:00"));
+        assert_eq!(c.deadline(bj("2026-03-17 16:30"), Limit::working_hours(1)), bj("2026-03-17 17:30"));
+        assert_eq!(c.deadline(bj("2026-03-17 08:30"), Limit::working_days(1)), bj("2026-03-17 17:30"));
         // Before office hours, a whole day ends the same evening too.
-        assert_eq!(
-            c.deadline(bj("2026-03-17 06:00"), Limit::working_days(1)),
-            bj("2026-03-17 17:30")
-        );
+        assert_eq!(c.deadline(bj("2026-03-17 06:00"), Limit::working_days(1)), bj("2026-03-17 17:30"));
     }
 
     #[test]
     fn working_days_unit() {
         let c = cal();
-        assert_eq!(
-            c.deadline(bj("2026-03-16 08:30"), Limit::working_days(5)),
-            bj("2026-03-20 17:30")
-        );
-        assert_eq!(
-            c.deadline(bj("2026-03-16 10:00"), Limit::working_days(1)),
-            bj("2026-03-17 10:00")
-        );
+        assert_eq!(c.deadline(bj("2026-03-16 08:30"), Limit::working_days(5)), bj("2026-03-20 17:30"));
+        assert_eq!(c.deadline(bj("2026-03-16 10:00"), Limit::working_days(1)), bj("2026-03-17 10:00"));
         // 15 working days across Spring Festival 2026 from Mon Feb 9 09:00: Feb 10–13, make-up
         // Sat 14, (15–23 off), 24–27, make-up Sat 28, Mar 2–6.
-        assert_eq!(
-            c.deadline(bj("2026-02-09 09:00"), Limit::working_days(15)),
-            bj("2026-03-06 09:00")
-        );
+        assert_eq!(c.deadline(bj("2026-02-09 09:00"), Limit::working_days(15)), bj("2026-03-06 09:00"));
         // 2028 is not loaded: plain weeks. Mon 2028-01-03 + 10 working days → Mon Jan 17.
-        assert_eq!(
-            c.deadline(bj("2028-01-03 09:00"), Limit::working_days(10)),
-            bj("2028-01-17 09:00")
-        );
+        assert_eq!(c.deadline(bj("2028-01-03 09:00"), Limit::working_days(10)), bj("2028-01-17 09:00"));
     }
 
     #[test]
     fn natural_units_add_wall_time() {
         let c = cal();
         let start = bj("2026-10-01 10:00");
-        assert_eq!(
-            c.deadline(start, Limit::natural_minutes(30)),
-            bj("2026-10-01 10:30")
-        );
-        assert_eq!(
-            c.deadline(start, Limit::natural_hours(2)),
-            bj("2026-10-01 12:00")
-        );
-        assert_eq!(
-            c.deadline(start, Limit::natural_days(3)),
-            bj("2026-10-04 10:00")
-        );
+        assert_eq!(c.deadline(start, Limit::natural_minutes(30)), bj("2026-10-01 10:30"));
+        assert_eq!(c.deadline(start, Limit::natural_hours(2)), bj("2026-10-01 12:00"));
+        assert_eq!(c.deadline(start, Limit::natural_days(3)), bj("2026-10-04 10:00"));
         let night = bj("2026-03-17 23:50");
-        assert_eq!(
-            c.deadline(night, Limit::natural_minutes(20)),
-            bj("2026-03-18 00:10")
-        );
+        assert_eq!(c.deadline(night, Limit::natural_minutes(20)), bj("2026-03-18 00:10"));
     }
 
     #[test]
     fn amount_zero_is_start() {
         let c = cal();
         let start = bj("2026-10-03 03:00");
-        for limit in [
-            Limit::working_minutes(0),
-            Limit::working_days(0),
-            Limit::natural_hours(0),
-        ] {
+        for limit in [Limit::working_minutes(0), Limit::working_days(0), Limit::natural_hours(0)] {
             assert_eq!(c.deadline(start, limit), start);
         }
         assert_eq!(c.add_working_millis(start, 0), start);
@@ -1040,39 +825,24 @@ mod tests {
     #[test]
     fn millisecond_exactness() {
         let c = cal();
-        assert_eq!(
-            c.add_working_millis(bj("2026-03-17 11:59:59.999"), 2),
-            bj("2026-03-17 13:30:00.001")
-        );
-        assert_eq!(
-            c.working_millis_between(bj("2026-03-17 11:59:59.999"), bj("2026-03-17 13:30:00.001")),
-            2
-        );
+        assert_eq!(c.add_working_millis(bj("2026-03-17 11:59:59.999"), 2), bj("2026-03-17 13:30:00.001"));
+        assert_eq!(c.working_millis_between(bj("2026-03-17 11:59:59.999"), bj("2026-03-17 13:30:00.001")), 2);
     }
 
     #[test]
     fn working_millis_between_hand_computed() {
         let c = cal();
         // Fri 16:00 → Mon 09:00: 90 + 30 minutes.
-        assert_eq!(
-            c.working_millis_between(bj("2026-03-13 16:00"), bj("2026-03-16 09:00")),
-            120 * MINUTE_MS
-        );
+        assert_eq!(c.working_millis_between(bj("2026-03-13 16:00"), bj("2026-03-16 09:00")), 120 * MINUTE_MS);
         // Across National Day 2026: Sep 30 from 08:30 (450) + Oct 8 (450) + Oct 9 (450) +
         // Oct 10 make-up until 10:00 (90).
         assert_eq!(
             c.working_millis_between(bj("2026-09-30 08:30"), bj("2026-10-10 10:00")),
             (450 * 3 + 90) * MINUTE_MS
         );
-        assert_eq!(
-            c.working_millis_between(bj("2026-03-16 09:00"), bj("2026-03-13 16:00")),
-            0
-        );
+        assert_eq!(c.working_millis_between(bj("2026-03-16 09:00"), bj("2026-03-13 16:00")), 0);
         // Entirely within a holiday.
-        assert_eq!(
-            c.working_millis_between(bj("2026-10-02 09:00"), bj("2026-10-02 17:00")),
-            0
-        );
+        assert_eq!(c.working_millis_between(bj("2026-10-02 09:00"), bj("2026-10-02 17:00")), 0);
     }
 
     #[test]
@@ -1081,18 +851,9 @@ mod tests {
         let start = bj("2026-03-16 09:00");
         // 100 000 working days ≈ 383 years of plain weeks: weeks are skipped, not walked.
         let far = c.deadline(start, Limit::working_days(100_000));
-        assert_eq!(
-            c.working_millis_between(start, far),
-            c.limit_millis(Limit::working_days(100_000))
-        );
-        assert_eq!(
-            c.deadline(start, Limit::working_days(u32::MAX)),
-            Timestamp::MAX
-        );
-        assert_eq!(
-            c.deadline(start, Limit::natural_days(u32::MAX)),
-            Timestamp::MAX
-        );
+        assert_eq!(c.working_millis_between(start, far), c.limit_millis(Limit::working_days(100_000)));
+        assert_eq!(c.deadline(start, Limit::working_days(u32::MAX)), Timestamp::MAX);
+        assert_eq!(c.deadline(start, Limit::natural_days(u32::MAX)), Timestamp::MAX);
         assert_eq!(c.add_working_millis(start, i64::MAX), Timestamp::MAX);
     }
 
@@ -1102,48 +863,28 @@ mod tests {
         let c = WorkCalendar::new(0, &[(540, 1020)]).unwrap();
         assert_eq!(c.daily_working_minutes(), 480);
         let start: Timestamp = "2026-10-01T16:00:00Z".parse().unwrap();
-        assert_eq!(
-            c.deadline(start, Limit::working_hours(2)),
-            "2026-10-02T10:00:00Z".parse().unwrap()
-        );
+        assert_eq!(c.deadline(start, Limit::working_hours(2)), "2026-10-02T10:00:00Z".parse().unwrap());
         // An office day ending at midnight.
         let late = WorkCalendar::new(480, &[(1200, 1440)]).unwrap();
-        assert_eq!(
-            late.deadline(bj("2026-03-17 23:00"), Limit::working_hours(1)),
-            bj("2026-03-18 00:00")
-        );
+        assert_eq!(late.deadline(bj("2026-03-17 23:00"), Limit::working_hours(1)), bj("2026-03-18 00:00"));
     }
 
     #[test]
     fn office_hours_are_validated() {
-        assert_eq!(
-            WorkCalendar::new(480, &[]),
-            Err(CalendarError::NoOfficeHours)
-        );
+        assert_eq!(WorkCalendar::new(480, &[]), Err(CalendarError::NoOfficeHours));
         assert_eq!(
             WorkCalendar::new(480, &[(600, 600)]),
-            Err(CalendarError::BadOfficeInterval {
-                index: 0,
-                start: 600,
-                end: 600
-            })
+            Err(CalendarError::BadOfficeInterval { index: 0, start: 600, end: 600 })
         );
         assert_eq!(
             WorkCalendar::new(480, &[(600, 1441)]),
-            Err(CalendarError::BadOfficeInterval {
-                index: 0,
-                start: 600,
-                end: 1441
-            })
+            Err(CalendarError::BadOfficeInterval { index: 0, start: 600, end: 1441 })
         );
         assert_eq!(
             WorkCalendar::new(480, &[(510, 720), (700, 1050)]),
             Err(CalendarError::OfficeIntervalsOutOfOrder { index: 1 })
         );
-        assert_eq!(
-            WorkCalendar::new(19 * 60, &[(510, 720)]),
-            Err(CalendarError::BadUtcOffset(1140))
-        );
+        assert_eq!(WorkCalendar::new(19 * 60, &[(510, 720)]), Err(CalendarError::BadUtcOffset(1140)));
         assert!(WorkCalendar::new(-300, &[(510, 720), (720, 1050)]).is_ok());
     }
 
@@ -1174,10 +915,7 @@ mod tests {
         // A deadline at closing time: the evening after it is overdue, not yellow.
         let start = bj("2026-03-16 16:30");
         let deadline = c.deadline(start, Limit::working_hours(1));
-        assert_eq!(
-            c.light(start, deadline, bj("2026-03-16 19:00"), false),
-            Light::Red
-        );
+        assert_eq!(c.light(start, deadline, bj("2026-03-16 19:00"), false), Light::Red);
     }
 
     #[test]
@@ -1199,18 +937,9 @@ mod tests {
         assert_eq!(Limit::working_hours(2).scaled(150), Limit::working_hours(3));
         assert_eq!(Limit::working_hours(3).scaled(150), Limit::working_hours(5));
         assert_eq!(Limit::working_days(5).scaled(100), Limit::working_days(5));
-        assert_eq!(
-            Limit::natural_minutes(0).scaled(150),
-            Limit::natural_minutes(0)
-        );
-        assert_eq!(
-            Limit::working_minutes(1).scaled(1),
-            Limit::working_minutes(1)
-        );
-        assert_eq!(
-            Limit::working_days(u32::MAX).scaled(200),
-            Limit::working_days(u32::MAX)
-        );
+        assert_eq!(Limit::natural_minutes(0).scaled(150), Limit::natural_minutes(0));
+        assert_eq!(Limit::working_minutes(1).scaled(1), Limit::working_minutes(1));
+        assert_eq!(Limit::working_days(u32::MAX).scaled(200), Limit::working_days(u32::MAX));
         assert!(Limit::natural_hours(1).is_natural());
         assert!(!Limit::working_hours(1).is_natural());
         assert_eq!(Limit::working_hours(2).describe_zh(), "2个工作时");
@@ -1226,13 +955,9 @@ mod tests {
     fn serde_shapes() {
         let json = serde_json::to_string(&Limit::working_hours(2)).unwrap();
         assert_eq!(json, r#"{"amount":2,"unit":"working_hours"}"#);
-        let back: Limit =
-            serde_json::from_str(r#"{"amount":30,"unit":"natural_minutes"}"#).unwrap();
+        let back: Limit = serde_json::from_str(r#"{"amount":30,"unit":"natural_minutes"}"#).unwrap();
         assert_eq!(back, Limit::natural_minutes(30));
-        assert_eq!(
-            serde_json::to_string(&Light::Yellow).unwrap(),
-            r#""yellow""#
-        );
+        assert_eq!(serde_json::to_string(&Light::Yellow).unwrap(), r#""yellow""#);
     }
 
     // --- holiday files ------------------------------------------------------------------
@@ -1245,79 +970,44 @@ mod tests {
     fn csv_errors_carry_line_numbers() {
         assert_eq!(
             load("# c\ndate,kind,name\n2030-01-01,holiday,元旦\n2030-02-30,holiday,x\n"),
-            Err(CalendarError::BadDate {
-                line: 4,
-                value: "2030-02-30".into()
-            })
+            Err(CalendarError::BadDate { line: 4, value: "2030-02-30".into() })
         );
         assert_eq!(
             load("date,kind,name\n2030/01/01,holiday,元旦\n"),
-            Err(CalendarError::BadDate {
-                line: 2,
-                value: "2030/01/01".into()
-            })
+            Err(CalendarError::BadDate { line: 2, value: "2030/01/01".into() })
         );
         assert_eq!(
             load("date,kind,name\n2030-01-01,vacation,元旦\n"),
-            Err(CalendarError::UnknownKind {
-                line: 2,
-                value: "vacation".into()
-            })
+            Err(CalendarError::UnknownKind { line: 2, value: "vacation".into() })
         );
         assert_eq!(
             load("date,kind,name\n2030-01-01,holiday,元旦\n\n2030-01-01,workday,x\n"),
-            Err(CalendarError::DuplicateDate {
-                line: 4,
-                date: date(2030, 1, 1),
-                first_line: 2
-            })
+            Err(CalendarError::DuplicateDate { line: 4, date: date(2030, 1, 1), first_line: 2 })
         );
         assert_eq!(
             load("date,kind,name\n2030-01-01,holiday,元旦\n2031-01-01,holiday,元旦\n"),
-            Err(CalendarError::WrongYear {
-                line: 3,
-                date: date(2031, 1, 1),
-                year: 2030
-            })
+            Err(CalendarError::WrongYear { line: 3, date: date(2031, 1, 1), year: 2030 })
         );
         assert_eq!(
             load("# year: 2031\ndate,kind,name\n2030-01-01,holiday,元旦\n"),
-            Err(CalendarError::WrongYear {
-                line: 3,
-                date: date(2030, 1, 1),
-                year: 2031
-            })
+            Err(CalendarError::WrongYear { line: 3, date: date(2030, 1, 1), year: 2031 })
         );
-        assert_eq!(
-            load("date,kind,name\n2030-01-01,holiday\n"),
-            Err(CalendarError::FieldCount { line: 2, found: 2 })
-        );
+        assert_eq!(load("date,kind,name\n2030-01-01,holiday\n"), Err(CalendarError::FieldCount { line: 2, found: 2 }));
         assert_eq!(
             load("# only a comment\n2030-01-01,holiday,元旦\n"),
-            Err(CalendarError::BadHeader {
-                line: 2,
-                found: "2030-01-01,holiday,元旦".into()
-            })
+            Err(CalendarError::BadHeader { line: 2, found: "2030-01-01,holiday,元旦".into() })
         );
         assert_eq!(load("# nothing\n\n"), Err(CalendarError::MissingHeader));
         assert_eq!(load("date,kind,name\n"), Err(CalendarError::NoYear));
         assert_eq!(
             load("# official: maybe\ndate,kind,name\n2030-01-01,holiday,元旦\n"),
-            Err(CalendarError::BadOfficialFlag {
-                line: 1,
-                value: "maybe".into()
-            })
+            Err(CalendarError::BadOfficialFlag { line: 1, value: "maybe".into() })
         );
         assert_eq!(
             load("# year: MMXXX\ndate,kind,name\n"),
-            Err(CalendarError::BadYear {
-                line: 1,
-                value: "MMXXX".into()
-            })
+            Err(CalendarError::BadYear { line: 1, value: "MMXXX".into() })
         );
-        let message = load("date,kind,name\n2030-13-01,holiday,x\n")
-            .unwrap_err()
-            .to_string();
+        let message = load("date,kind,name\n2030-13-01,holiday,x\n").unwrap_err().to_string();
         assert!(message.starts_with("line 2:"), "{message}");
     }
 
@@ -1339,9 +1029,7 @@ mod tests {
         assert!(!c.is_working_day(date(2026, 10, 1)));
         // A failed load leaves the calendar as it was.
         let before = c.clone();
-        assert!(c
-            .load_year_csv("date,kind,name\n2027-01-01,holiday,x\n2027-01-01,holiday,y\n")
-            .is_err());
+        assert!(c.load_year_csv("date,kind,name\n2027-01-01,holiday,x\n2027-01-01,holiday,y\n").is_err());
         assert_eq!(c, before);
         // An empty year with `# year:` clears that year.
         assert_eq!(c.load_year_csv("# year: 2027\ndate,kind,name\n"), Ok(2027));
@@ -1362,11 +1050,7 @@ mod tests {
     fn any_working_limit() -> impl Strategy<Value = Limit> {
         (
             0u32..2000,
-            prop_oneof![
-                Just(LimitUnit::WorkingMinutes),
-                Just(LimitUnit::WorkingHours),
-                Just(LimitUnit::WorkingDays)
-            ],
+            prop_oneof![Just(LimitUnit::WorkingMinutes), Just(LimitUnit::WorkingHours), Just(LimitUnit::WorkingDays)],
         )
             .prop_map(|(amount, unit)| Limit {
                 amount: match unit {
@@ -1401,9 +1085,7 @@ mod tests {
         let mut t = a.as_millisecond();
         while t < b.as_millisecond() {
             let (day, time) = local_parts(Timestamp::from_millisecond(t).unwrap());
-            if c.is_working_day_number(day)
-                && c.office_ms.iter().any(|&(s, e)| s <= time && time < e)
-            {
+            if c.is_working_day_number(day) && c.office_ms.iter().any(|&(s, e)| s <= time && time < e) {
                 count += 1;
             }
             t += MINUTE_MS;

@@ -400,24 +400,43 @@ pub enum Change {
         area_class: AreaClass,
         reporter_id: Option<i64>,
     },
-    Verify { confirmed: bool },
+    Verify {
+        confirmed: bool,
+    },
     Accept,
     Reject,
-    File { urgency: Urgency },
+    File {
+        urgency: Urgency,
+    },
     Refuse,
-    Void { duplicate_of: Option<i64> },
-    Dispatch { department_id: i64, disposal_limit: Limit },
-    HandDown { department_id: i64 },
-    Return { department_id: i64 },
-    RequestExtension { limit: Limit },
-    ApproveExtension { limit: Limit },
+    Void {
+        duplicate_of: Option<i64>,
+    },
+    Dispatch {
+        department_id: i64,
+        disposal_limit: Limit,
+    },
+    HandDown {
+        department_id: i64,
+    },
+    Return {
+        department_id: i64,
+    },
+    RequestExtension {
+        limit: Limit,
+    },
+    ApproveExtension {
+        limit: Limit,
+    },
     RejectExtension,
     RequestSuspension,
     ApproveSuspension,
     RejectSuspension,
     Resume,
     Dispose,
-    Check { passed: bool },
+    Check {
+        passed: bool,
+    },
     Close,
     Urge,
 }
@@ -591,9 +610,9 @@ impl Command {
         let department = || input.department_id.ok_or_else(|| invalid("department_id", "required"));
         let command = match action {
             Action::Report => return Err(invalid("action", "report by POST /api/v1/cases")),
-            Action::Verify => Command::Verify {
-                confirmed: input.confirmed.ok_or_else(|| invalid("confirmed", "required"))?,
-            },
+            Action::Verify => {
+                Command::Verify { confirmed: input.confirmed.ok_or_else(|| invalid("confirmed", "required"))? }
+            }
             Action::Accept => Command::Accept,
             Action::Reject => {
                 need_note("reason")?;
@@ -637,9 +656,7 @@ impl Command {
                 }
                 Command::Dispose
             }
-            Action::Check => Command::Check {
-                passed: input.passed.ok_or_else(|| invalid("passed", "required"))?,
-            },
+            Action::Check => Command::Check { passed: input.passed.ok_or_else(|| invalid("passed", "required"))? },
             Action::Close => Command::Close,
             Action::Urge => Command::Urge,
         };
@@ -833,10 +850,8 @@ pub fn decide(case: &Case, step: &Step, actor: &Actor, ctx: &Ctx) -> Result<Even
         }
         Command::HandDown { department_id } => {
             no_pending()?;
-            let target = ctx
-                .departments
-                .get(*department_id)
-                .ok_or_else(|| invalid("department_id", "no such department"))?;
+            let target =
+                ctx.departments.get(*department_id).ok_or_else(|| invalid("department_id", "no such department"))?;
             if target.parent_id != case.department_id {
                 return Err(invalid("department_id", "must be a sub-unit of the department holding the case"));
             }
@@ -1063,11 +1078,7 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
         Change::Check { passed: false } => c.rework_count += 1,
         Change::Close => c.closed_at = Some(e.at),
         Change::Urge => c.urged = true,
-        Change::Accept
-        | Change::Reject
-        | Change::Refuse
-        | Change::Dispose
-        | Change::Check { passed: true } => {}
+        Change::Accept | Change::Reject | Change::Refuse | Change::Dispose | Change::Check { passed: true } => {}
     }
     if e.to_state != c.state || matches!(e.change, Change::Check { .. } | Change::Resume) {
         c.stage_started_at = e.at;

@@ -186,10 +186,7 @@ mod tests {
         assert_eq!(all.iter().filter(|c| c.kind == Kind::Component).count(), 153);
         assert_eq!(all.iter().filter(|c| c.kind == Kind::Event).count(), 250);
         assert!(all.iter().all(|c| c.defaults && !c.local && c.department_code.is_some()));
-        let garbage = all
-            .iter()
-            .find(|c| c.kind == Kind::Event && c.code.as_str() == "06010")
-            .unwrap();
+        let garbage = all.iter().find(|c| c.kind == Kind::Event && c.code.as_str() == "06010").unwrap();
         assert_eq!(garbage.name_zh, "暴露垃圾");
         assert_eq!(garbage.department_code.as_deref(), Some("HW"));
         assert_eq!(garbage.limits.get(Urgency::Ordinary, AreaClass::A), Limit::working_hours(2));

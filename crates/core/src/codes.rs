@@ -77,10 +77,7 @@ impl RegionCode {
         if all_digits(s) && matches!(s.len(), 6 | 9 | 12 | 15) {
             Ok(RegionCode(s.to_owned()))
         } else {
-            Err(CodeError::Malformed {
-                expected: "a region code of 6, 9, 12 or 15 digits",
-                got: s.to_owned(),
-            })
+            Err(CodeError::Malformed { expected: "a region code of 6, 9, 12 or 15 digits", got: s.to_owned() })
         }
     }
 

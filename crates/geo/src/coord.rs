@@ -36,12 +36,7 @@ pub enum CoordSys {
 
 impl CoordSys {
     /// Every system, in a stable order (for documentation, forms and tests).
-    pub const ALL: [CoordSys; 4] = [
-        CoordSys::Wgs84,
-        CoordSys::Gcj02,
-        CoordSys::Bd09,
-        CoordSys::Cgcs2000,
-    ];
+    pub const ALL: [CoordSys; 4] = [CoordSys::Wgs84, CoordSys::Gcj02, CoordSys::Bd09, CoordSys::Cgcs2000];
 
     /// The serialised name: `wgs84`, `gcj02`, `bd09` or `cgcs2000`.
     pub fn as_str(self) -> &'static str {
@@ -74,10 +69,7 @@ impl CoordSys {
             ("epsg:4490", CoordSys::Cgcs2000),
         ];
         let s = s.trim();
-        ALIASES
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(s))
-            .map(|&(_, sys)| sys)
+        ALIASES.iter().find(|(name, _)| name.eq_ignore_ascii_case(s)).map(|&(_, sys)| sys)
     }
 }
 
@@ -213,21 +205,13 @@ pub fn bd09_to_gcj02(lon: f64, lat: f64) -> (f64, f64) {
     let y = lat - 0.006;
     let z = (x * x + y * y).sqrt() - 0.000_02 * (y * X_PI).sin();
     let theta = y.atan2(x) - 0.000_003 * (x * X_PI).cos();
-    invert(
-        gcj02_to_bd09,
-        (lon, lat),
-        (z * theta.cos(), z * theta.sin()),
-    )
+    invert(gcj02_to_bd09, (lon, lat), (z * theta.cos(), z * theta.sin()))
 }
 
 /// Solves `forward(p) = target` starting at `guess`, by moving the estimate by the residual
 /// until it vanishes. This converges because both offsets change by far less than the distance
 /// moved (their Jacobian is the identity plus terms of order 1e-3).
-fn invert(
-    forward: impl Fn(f64, f64) -> (f64, f64),
-    target: (f64, f64),
-    guess: (f64, f64),
-) -> (f64, f64) {
+fn invert(forward: impl Fn(f64, f64) -> (f64, f64), target: (f64, f64), guess: (f64, f64)) -> (f64, f64) {
     let (mut lon, mut lat) = guess;
     for _ in 0..INVERSE_MAX_ITERATIONS {
         let (flon, flat) = forward(lon, lat);
@@ -269,11 +253,7 @@ mod tests {
     // (116.404, 39.915).
     #[test]
     fn wgs84_to_gcj02_matches_published_reference() {
-        assert_close(
-            wgs84_to_gcj02(116.404, 39.915),
-            (116.410_244_499_169_38, 39.916_404_281_501_64),
-            1e-12,
-        );
+        assert_close(wgs84_to_gcj02(116.404, 39.915), (116.410_244_499_169_38, 39.916_404_281_501_64), 1e-12);
         assert_close(
             from_wgs84(CoordSys::Gcj02, 116.404, 39.915),
             (116.410_244_499_169_38, 39.916_404_281_501_64),
@@ -283,17 +263,9 @@ mod tests {
 
     #[test]
     fn gcj02_to_bd09_matches_published_reference() {
-        assert_close(
-            gcj02_to_bd09(116.404, 39.915),
-            (116.410_369_493_710_29, 39.921_336_993_510_21),
-            1e-12,
-        );
+        assert_close(gcj02_to_bd09(116.404, 39.915), (116.410_369_493_710_29, 39.921_336_993_510_21), 1e-12);
         // hujiulong/gcoord test/unit/crs/GCJ02.spec.js: GCJ02 → BD09 of (123, 45).
-        assert_close(
-            gcj02_to_bd09(123.0, 45.0),
-            (123.006_364_99, 45.006_368_99),
-            5e-6,
-        );
+        assert_close(gcj02_to_bd09(123.0, 45.0), (123.006_364_99, 45.006_368_99), 5e-6);
     }
 
     // coordtransform publishes one-step inverses; ours is iterative, so it agrees with theirs to
@@ -309,11 +281,7 @@ mod tests {
         assert_close(wgs84_to_gcj02(ours.0, ours.1), (116.404, 39.915), 1e-8);
 
         // hujiulong/gcoord (iterative, tolerance 1e-6°): GCJ02 → WGS84 of (123, 45).
-        assert_close(
-            gcj02_to_wgs84(123.0, 45.0),
-            (122.993_955_97, 44.998_040_71),
-            5e-6,
-        );
+        assert_close(gcj02_to_wgs84(123.0, 45.0), (122.993_955_97, 44.998_040_71), 5e-6);
     }
 
     #[test]
@@ -338,12 +306,7 @@ mod tests {
 
     #[test]
     fn outside_china_is_passed_through() {
-        for (lon, lat) in [
-            (2.3522, 48.8566),
-            (-74.006, 40.7128),
-            (139.6917, 35.6895),
-            (151.2, -33.9),
-        ] {
+        for (lon, lat) in [(2.3522, 48.8566), (-74.006, 40.7128), (139.6917, 35.6895), (151.2, -33.9)] {
             for sys in CoordSys::ALL {
                 assert_eq!(to_wgs84(sys, lon, lat), (lon, lat), "{sys}");
                 assert_eq!(from_wgs84(sys, lon, lat), (lon, lat), "{sys}");
@@ -358,10 +321,7 @@ mod tests {
         for sys in CoordSys::ALL {
             let (lon, lat) = to_wgs84(sys, f64::NAN, 34.0);
             assert!(lon.is_nan() && lat == 34.0);
-            assert_eq!(
-                from_wgs84(sys, 117.0, f64::INFINITY),
-                (117.0, f64::INFINITY)
-            );
+            assert_eq!(from_wgs84(sys, 117.0, f64::INFINITY), (117.0, f64::INFINITY));
         }
     }
 

@@ -80,19 +80,13 @@ const DISTRICTS: [DistrictSpec; 2] = [
         code: "320311",
         name: "泉山区",
         first_column: 0,
-        streets: [
-            ("001", "王陵街道", ["王陵社区", "泉润社区"]),
-            ("002", "七里沟街道", ["七里沟社区", "杏林社区"]),
-        ],
+        streets: [("001", "王陵街道", ["王陵社区", "泉润社区"]), ("002", "七里沟街道", ["七里沟社区", "杏林社区"])],
     },
     DistrictSpec {
         code: "320303",
         name: "云龙区",
         first_column: 5,
-        streets: [
-            ("001", "彭城街道", ["彭城社区", "快哉社区"]),
-            ("002", "子房街道", ["子房社区", "云兴社区"]),
-        ],
+        streets: [("001", "彭城街道", ["彭城社区", "快哉社区"]), ("002", "子房街道", ["子房社区", "云兴社区"])],
     },
 ];
 
@@ -127,23 +121,15 @@ fn build() -> Result<DemoCity, CodeError> {
             for (c, community_name) in communities.iter().enumerate() {
                 let community = RegionCode::parse(&format!("{}{:03}", street.as_str(), c + 1))?;
                 levels[3].push(region(community.clone(), (*community_name).to_owned()));
-                let columns = if c == 0 {
-                    0..SPLIT
-                } else {
-                    SPLIT..STREET_CELLS
-                };
+                let columns = if c == 0 { 0..SPLIT } else { SPLIT..STREET_CELLS };
                 let mut seq = 0;
                 for row in first_row..first_row + STREET_CELLS {
                     for local_col in columns.clone() {
                         seq += 1;
-                        let code =
-                            RegionCode::parse_grid(&format!("{}{seq:03}", community.as_str()))?;
+                        let code = RegionCode::parse_grid(&format!("{}{seq:03}", community.as_str()))?;
                         let name = format!("{}{street_name}{community_name}第{seq:03}网格", d.name);
                         levels[4].push(region(code.clone(), name));
-                        grids.push(GridPolygon {
-                            code,
-                            polygon: cell(d.first_column + local_col, row),
-                        });
+                        grids.push(GridPolygon { code, polygon: cell(d.first_column + local_col, row) });
                     }
                 }
             }
@@ -154,19 +140,11 @@ fn build() -> Result<DemoCity, CodeError> {
         level.sort_by(|a, b| a.code.cmp(&b.code));
     }
     grids.sort_by(|a, b| a.code.cmp(&b.code));
-    Ok(DemoCity {
-        regions: levels.into_iter().flatten().collect(),
-        grids,
-    })
+    Ok(DemoCity { regions: levels.into_iter().flatten().collect(), grids })
 }
 
 fn region(code: RegionCode, name: String) -> DemoRegion {
-    DemoRegion {
-        level: code.level(),
-        parent: code.parent(),
-        code,
-        name,
-    }
+    DemoRegion { level: code.level(), parent: code.parent(), code, name }
 }
 
 /// Edge coordinates are computed from the integer column/row only, so neighbouring cells share
@@ -261,8 +239,7 @@ mod tests {
         }
 
         // every grid polygon has a grid region, whose parent is a listed community
-        let by_code: BTreeMap<&RegionCode, &DemoRegion> =
-            regions.iter().map(|r| (&r.code, r)).collect();
+        let by_code: BTreeMap<&RegionCode, &DemoRegion> = regions.iter().map(|r| (&r.code, r)).collect();
         for g in &city().grids {
             let r = by_code[&g.code];
             assert_eq!(r.level, RegionLevel::Grid);
@@ -276,9 +253,7 @@ mod tests {
     fn communities_have_15_and_10_grids() {
         let mut per_community: BTreeMap<String, usize> = BTreeMap::new();
         for g in &city().grids {
-            *per_community
-                .entry(g.code.as_str()[..12].to_owned())
-                .or_insert(0) += 1;
+            *per_community.entry(g.code.as_str()[..12].to_owned()).or_insert(0) += 1;
         }
         assert_eq!(per_community.len(), 8);
         for (community, n) in per_community {
@@ -289,15 +264,7 @@ mod tests {
 
     #[test]
     fn names() {
-        let name = |c: &str| {
-            city()
-                .regions
-                .iter()
-                .find(|r| r.code.as_str() == c)
-                .unwrap()
-                .name
-                .clone()
-        };
+        let name = |c: &str| city().regions.iter().find(|r| r.code.as_str() == c).unwrap().name.clone();
         assert_eq!(name("320300"), "徐州市");
         assert_eq!(name("320311"), "泉山区");
         assert_eq!(name("320303"), "云龙区");
@@ -315,11 +282,7 @@ mod tests {
         // The real list ships in the repository's data/ directory.
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/xuzhou-streets.csv");
         let csv = std::fs::read_to_string(path).unwrap();
-        for r in city()
-            .regions
-            .iter()
-            .filter(|r| r.level == RegionLevel::Street)
-        {
+        for r in city().regions.iter().filter(|r| r.level == RegionLevel::Street) {
             let (d, s) = r.code.as_str().split_at(6);
             let found = csv.lines().any(|l| {
                 let f: Vec<&str> = l.split(',').collect();
@@ -346,9 +309,7 @@ mod tests {
         let nw = idx.locate(DEMO_WEST + 0.001, DEMO_NORTH - 0.001).unwrap();
         assert_eq!(nw.as_str(), "320311001001001");
         // the south-east cell is the last grid of 云龙区子房街道's community 002
-        let se = idx
-            .locate(DEMO_BBOX.2 - 0.001, DEMO_BBOX.1 + 0.001)
-            .unwrap();
+        let se = idx.locate(DEMO_BBOX.2 - 0.001, DEMO_BBOX.1 + 0.001).unwrap();
         assert_eq!(se.as_str(), "320303002002010");
     }
 
@@ -356,14 +317,8 @@ mod tests {
     fn the_reference_point_is_in_quanshan() {
         // 117.18 E is column 3 (west 泉山区, east community), 34.26 N row 5 (second street).
         let code = index().locate(117.18, 34.26).unwrap();
-        assert_eq!(
-            code.at_level(RegionLevel::District).unwrap().as_str(),
-            "320311"
-        );
-        assert_eq!(
-            code.at_level(RegionLevel::Street).unwrap().as_str(),
-            "320311002"
-        );
+        assert_eq!(code.at_level(RegionLevel::District).unwrap().as_str(), "320311");
+        assert_eq!(code.at_level(RegionLevel::Street).unwrap().as_str(), "320311002");
         assert_eq!(code.as_str(), "320311002002001");
     }
 
@@ -398,14 +353,9 @@ mod tests {
     #[test]
     fn points_outside_the_city_are_none() {
         let (w, s, e, n) = DEMO_BBOX;
-        for (x, y) in [
-            (w - 1e-6, 34.26),
-            (e + 1e-6, 34.26),
-            (117.18, n + 1e-6),
-            (117.18, s - 1e-6),
-            (116.0, 34.0),
-            (0.0, 0.0),
-        ] {
+        for (x, y) in
+            [(w - 1e-6, 34.26), (e + 1e-6, 34.26), (117.18, n + 1e-6), (117.18, s - 1e-6), (116.0, 34.0), (0.0, 0.0)]
+        {
             assert_eq!(index().locate(x, y), None, "({x}, {y})");
         }
     }
@@ -413,12 +363,7 @@ mod tests {
     /// The lowest code among the grids that contain `(x, y)` (closed), by brute force.
     fn brute_force(x: f64, y: f64) -> Option<&'static RegionCode> {
         let p = Point::new(x, y);
-        city()
-            .grids
-            .iter()
-            .filter(|g| g.polygon.intersects(&p))
-            .map(|g| &g.code)
-            .min()
+        city().grids.iter().filter(|g| g.polygon.intersects(&p)).map(|g| &g.code).min()
     }
 
     proptest! {

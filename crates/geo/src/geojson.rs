@@ -65,24 +65,14 @@ fn bad(msg: &str) -> GeoError {
 }
 
 fn feature_to_grid(feature: &Value) -> Result<GridPolygon, GeoError> {
-    let props = feature
-        .get("properties")
-        .and_then(Value::as_object)
-        .ok_or_else(|| bad("missing \"properties\""))?;
+    let props = feature.get("properties").and_then(Value::as_object).ok_or_else(|| bad("missing \"properties\""))?;
     let code = code_property(props)?;
-    let geometry = feature
-        .get("geometry")
-        .ok_or_else(|| bad("missing \"geometry\""))?;
-    let coordinates = geometry
-        .get("coordinates")
-        .ok_or_else(|| bad("missing \"coordinates\""))?;
+    let geometry = feature.get("geometry").ok_or_else(|| bad("missing \"geometry\""))?;
+    let coordinates = geometry.get("coordinates").ok_or_else(|| bad("missing \"coordinates\""))?;
     let polygon = match geometry.get("type").and_then(Value::as_str) {
         Some("Polygon") => MultiPolygon(vec![polygon_from_json(coordinates)?]),
         Some("MultiPolygon") => MultiPolygon(
-            array(coordinates, "MultiPolygon coordinates")?
-                .iter()
-                .map(polygon_from_json)
-                .collect::<Result<_, _>>()?,
+            array(coordinates, "MultiPolygon coordinates")?.iter().map(polygon_from_json).collect::<Result<_, _>>()?,
         ),
         _ => return Err(bad("geometry must be a Polygon or MultiPolygon")),
     };
@@ -100,15 +90,12 @@ fn code_property(props: &Map<String, Value>) -> Result<RegionCode, GeoError> {
 }
 
 fn array<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, GeoError> {
-    v.as_array()
-        .ok_or_else(|| bad(&format!("{what} must be an array")))
+    v.as_array().ok_or_else(|| bad(&format!("{what} must be an array")))
 }
 
 fn polygon_from_json(v: &Value) -> Result<Polygon<f64>, GeoError> {
     let mut rings = array(v, "a polygon")?.iter().map(ring_from_json);
-    let exterior = rings
-        .next()
-        .ok_or_else(|| bad("a polygon needs an exterior ring"))??;
+    let exterior = rings.next().ok_or_else(|| bad("a polygon needs an exterior ring"))??;
     let interiors = rings.collect::<Result<Vec<_>, _>>()?;
     Ok(Polygon::new(exterior, interiors))
 }
@@ -118,10 +105,7 @@ fn ring_from_json(v: &Value) -> Result<LineString<f64>, GeoError> {
         .iter()
         .map(|p| {
             let xy = array(p, "a position")?;
-            match (
-                xy.first().and_then(Value::as_f64),
-                xy.get(1).and_then(Value::as_f64),
-            ) {
+            match (xy.first().and_then(Value::as_f64), xy.get(1).and_then(Value::as_f64)) {
                 // A third value (altitude) is allowed by RFC 7946 and ignored.
                 (Some(x), Some(y)) => Ok(Coord { x, y }),
                 _ => Err(bad("a position needs numeric longitude and latitude")),
@@ -144,10 +128,7 @@ mod tests {
         let back = grids_from_geojson(&text).unwrap();
         assert_eq!(back, city.grids);
         let idx = GridIndex::new(back).unwrap();
-        assert_eq!(
-            idx.locate(117.18, 34.26).unwrap().as_str(),
-            "320311002002001"
-        );
+        assert_eq!(idx.locate(117.18, 34.26).unwrap().as_str(), "320311002002001");
     }
 
     #[test]
@@ -164,15 +145,9 @@ mod tests {
     fn refusals() {
         let cases = [
             ("not json", "invalid GeoJSON"),
-            (
-                r#"{"type":"Point","coordinates":[0,0]}"#,
-                "FeatureCollection or a Feature",
-            ),
+            (r#"{"type":"Point","coordinates":[0,0]}"#, "FeatureCollection or a Feature"),
             (r#"{"type":"FeatureCollection"}"#, "features"),
-            (
-                r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null}]}"#,
-                "feature 0",
-            ),
+            (r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null}]}"#, "feature 0"),
             (
                 r#"{"type":"Feature","properties":{"code":"320311001001"},"geometry":{"type":"Polygon","coordinates":[]}}"#,
                 "15-digit",

@@ -55,9 +55,7 @@ impl GridIndex {
         grids.sort_by(|a, b| a.code.cmp(&b.code));
         for pair in grids.windows(2) {
             if pair[0].code == pair[1].code {
-                return Err(GeoError::DuplicateGrid {
-                    code: pair[0].code.clone(),
-                });
+                return Err(GeoError::DuplicateGrid { code: pair[0].code.clone() });
             }
         }
 
@@ -70,30 +68,18 @@ impl GridIndex {
             for (pi, part) in grid.polygon.0.iter().enumerate() {
                 // check_grid has rejected empty parts, so every part has a bounding box.
                 let Some(rect) = part.bounding_rect() else {
-                    return Err(GeoError::EmptyPolygon {
-                        code: grid.code.clone(),
-                    });
+                    return Err(GeoError::EmptyPolygon { code: grid.code.clone() });
                 };
                 let (min, max) = (rect.min(), rect.max());
-                entries.push(GeomWithData::new(
-                    Rectangle::from_corners([min.x, min.y], [max.x, max.y]),
-                    (gi, pi),
-                ));
+                entries.push(GeomWithData::new(Rectangle::from_corners([min.x, min.y], [max.x, max.y]), (gi, pi)));
                 bbox = Some(match bbox {
                     None => (min.x, min.y, max.x, max.y),
-                    Some((x0, y0, x1, y1)) => {
-                        (x0.min(min.x), y0.min(min.y), x1.max(max.x), y1.max(max.y))
-                    }
+                    Some((x0, y0, x1, y1)) => (x0.min(min.x), y0.min(min.y), x1.max(max.x), y1.max(max.y)),
                 });
             }
         }
 
-        Ok(GridIndex {
-            grids,
-            centroids,
-            tree: RTree::bulk_load(entries),
-            bbox,
-        })
+        Ok(GridIndex { grids, centroids, tree: RTree::bulk_load(entries), bbox })
     }
 
     /// The code of the unit grid containing WGS-84 `(lon, lat)`, or `None` outside every grid
@@ -180,40 +166,26 @@ impl<'a> IntoIterator for &'a GridIndex {
 fn check_grid(grid: &GridPolygon) -> Result<(f64, f64), GeoError> {
     let code = &grid.code;
     if code.level() != RegionLevel::Grid {
-        return Err(GeoError::NotAGridCode {
-            code: code.as_str().to_owned(),
-        });
+        return Err(GeoError::NotAGridCode { code: code.as_str().to_owned() });
     }
     if grid.polygon.0.is_empty() || grid.polygon.0.iter().any(|p| p.exterior().0.is_empty()) {
         return Err(GeoError::EmptyPolygon { code: code.clone() });
     }
     // Range before validity: projected metres or NaN would otherwise surface as a confusing
     // geometric error. The negated range test also catches NaN.
-    let in_range = grid
-        .polygon
-        .coords_iter()
-        .all(|c| (-180.0..=180.0).contains(&c.x) && (-90.0..=90.0).contains(&c.y));
+    let in_range = grid.polygon.coords_iter().all(|c| (-180.0..=180.0).contains(&c.x) && (-90.0..=90.0).contains(&c.y));
     if !in_range {
         return Err(GeoError::OutOfRange { code: code.clone() });
     }
     if let Err(e) = grid.polygon.check_validation() {
-        return Err(GeoError::InvalidPolygon {
-            code: code.clone(),
-            reason: e.to_string(),
-        });
+        return Err(GeoError::InvalidPolygon { code: code.clone(), reason: e.to_string() });
     }
     if grid.polygon.0.iter().any(|p| p.unsigned_area() <= 0.0) {
-        return Err(GeoError::InvalidPolygon {
-            code: code.clone(),
-            reason: "zero area".to_owned(),
-        });
+        return Err(GeoError::InvalidPolygon { code: code.clone(), reason: "zero area".to_owned() });
     }
     match grid.polygon.centroid() {
         Some(c) => Ok((c.x(), c.y())),
-        None => Err(GeoError::InvalidPolygon {
-            code: code.clone(),
-            reason: "no centroid".to_owned(),
-        }),
+        None => Err(GeoError::InvalidPolygon { code: code.clone(), reason: "no centroid".to_owned() }),
     }
 }
 
@@ -231,10 +203,7 @@ mod tests {
     }
 
     fn grid(c: &str, polys: Vec<Polygon<f64>>) -> GridPolygon {
-        GridPolygon {
-            code: code(c),
-            polygon: MultiPolygon(polys),
-        }
+        GridPolygon { code: code(c), polygon: MultiPolygon(polys) }
     }
 
     /// 2 × 2 unit squares; codes deliberately not in spatial order, and given out of order.
@@ -255,10 +224,7 @@ mod tests {
         assert_eq!(idx.locate(1.5, 0.5).unwrap().as_str(), "320311001001002");
         assert_eq!(idx.locate(0.5, 1.5).unwrap().as_str(), "320311001001003");
         assert_eq!(idx.locate(1.5, 1.5).unwrap().as_str(), "320311001001004");
-        assert_eq!(
-            idx.locate_grid(1.5, 1.5).unwrap().code.as_str(),
-            "320311001001004"
-        );
+        assert_eq!(idx.locate_grid(1.5, 1.5).unwrap().code.as_str(), "320311001001004");
     }
 
     #[test]
@@ -281,12 +247,7 @@ mod tests {
         for (x, y) in [(-0.1, 0.5), (2.0001, 1.0), (1.0, -1e-9), (50.0, 50.0)] {
             assert_eq!(idx.locate(x, y), None, "({x}, {y})");
         }
-        for (x, y) in [
-            (f64::NAN, 0.5),
-            (0.5, f64::NAN),
-            (f64::INFINITY, 0.5),
-            (0.5, f64::NEG_INFINITY),
-        ] {
+        for (x, y) in [(f64::NAN, 0.5), (0.5, f64::NAN), (f64::INFINITY, 0.5), (0.5, f64::NEG_INFINITY)] {
             assert_eq!(idx.locate(x, y), None);
             assert!(idx.locate_grid(x, y).is_none());
         }
@@ -304,15 +265,7 @@ mod tests {
         assert!(idx.get(&code("320311001001009")).is_none());
         assert!(idx.centroid(&code("320311001001009")).is_none());
         let codes: Vec<&str> = idx.iter().map(|g| g.code.as_str()).collect();
-        assert_eq!(
-            codes,
-            [
-                "320311001001001",
-                "320311001001002",
-                "320311001001003",
-                "320311001001004"
-            ]
-        );
+        assert_eq!(codes, ["320311001001001", "320311001001002", "320311001001003", "320311001001004"]);
         assert_eq!((&idx).into_iter().count(), idx.grids().len());
     }
 
@@ -329,28 +282,13 @@ mod tests {
     fn holes_and_multipart_grids() {
         // A ring-shaped grid around a courtyard that is its own grid, and a two-part grid.
         let ring = Polygon::new(
-            LineString::from(vec![
-                (0.0, 0.0),
-                (3.0, 0.0),
-                (3.0, 3.0),
-                (0.0, 3.0),
-                (0.0, 0.0),
-            ]),
-            vec![LineString::from(vec![
-                (1.0, 1.0),
-                (2.0, 1.0),
-                (2.0, 2.0),
-                (1.0, 2.0),
-                (1.0, 1.0),
-            ])],
+            LineString::from(vec![(0.0, 0.0), (3.0, 0.0), (3.0, 3.0), (0.0, 3.0), (0.0, 0.0)]),
+            vec![LineString::from(vec![(1.0, 1.0), (2.0, 1.0), (2.0, 2.0), (1.0, 2.0), (1.0, 1.0)])],
         );
         let idx = GridIndex::new(vec![
             grid("320303001002005", vec![ring]),
             grid("320303001002006", vec![square(1.0, 1.0, 2.0, 2.0)]),
-            grid(
-                "320303001002007",
-                vec![square(5.0, 0.0, 6.0, 1.0), square(8.0, 0.0, 9.0, 1.0)],
-            ),
+            grid("320303001002007", vec![square(5.0, 0.0, 6.0, 1.0), square(8.0, 0.0, 9.0, 1.0)]),
         ])
         .unwrap();
         assert_eq!(idx.locate(0.5, 0.5).unwrap().as_str(), "320303001002005");
@@ -383,86 +321,49 @@ mod tests {
         // a community code is a valid region code but not a grid code
         assert_eq!(
             refuse(vec![grid("320311001001", vec![ok.clone()])]),
-            GeoError::NotAGridCode {
-                code: "320311001001".to_owned()
-            }
+            GeoError::NotAGridCode { code: "320311001001".to_owned() }
         );
         assert_eq!(
             refuse(vec![
                 grid("320311001001001", vec![ok.clone()]),
                 grid("320311001001001", vec![square(2.0, 2.0, 3.0, 3.0)])
             ]),
-            GeoError::DuplicateGrid {
-                code: code("320311001001001")
-            }
+            GeoError::DuplicateGrid { code: code("320311001001001") }
         );
         assert_eq!(
             refuse(vec![grid("320311001001001", vec![])]),
-            GeoError::EmptyPolygon {
-                code: code("320311001001001")
-            }
+            GeoError::EmptyPolygon { code: code("320311001001001") }
         );
         assert_eq!(
-            refuse(vec![grid(
-                "320311001001001",
-                vec![Polygon::new(LineString::new(vec![]), vec![])]
-            )]),
-            GeoError::EmptyPolygon {
-                code: code("320311001001001")
-            }
+            refuse(vec![grid("320311001001001", vec![Polygon::new(LineString::new(vec![]), vec![])])]),
+            GeoError::EmptyPolygon { code: code("320311001001001") }
         );
         // a bow tie crosses itself
-        let bow_tie = polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 1.0), (x: 1.0, y: 0.0), (x: 0.0, y: 1.0), (x: 0.0, y: 0.0)];
-        assert!(matches!(
-            refuse(vec![grid("320311001001001", vec![bow_tie])]),
-            GeoError::InvalidPolygon { .. }
-        ));
+        let bow_tie =
+            polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 1.0), (x: 1.0, y: 0.0), (x: 0.0, y: 1.0), (x: 0.0, y: 0.0)];
+        assert!(matches!(refuse(vec![grid("320311001001001", vec![bow_tie])]), GeoError::InvalidPolygon { .. }));
         // two overlapping parts of one grid
         assert!(matches!(
-            refuse(vec![grid(
-                "320311001001001",
-                vec![ok.clone(), square(0.5, 0.5, 1.5, 1.5)]
-            )]),
+            refuse(vec![grid("320311001001001", vec![ok.clone(), square(0.5, 0.5, 1.5, 1.5)])]),
             GeoError::InvalidPolygon { .. }
         ));
         // a hole outside its shell
         let bad_hole = Polygon::new(
             ok.exterior().clone(),
-            vec![LineString::from(vec![
-                (5.0, 5.0),
-                (6.0, 5.0),
-                (6.0, 6.0),
-                (5.0, 5.0),
-            ])],
+            vec![LineString::from(vec![(5.0, 5.0), (6.0, 5.0), (6.0, 6.0), (5.0, 5.0)])],
         );
-        assert!(matches!(
-            refuse(vec![grid("320311001001001", vec![bad_hole])]),
-            GeoError::InvalidPolygon { .. }
-        ));
+        assert!(matches!(refuse(vec![grid("320311001001001", vec![bad_hole])]), GeoError::InvalidPolygon { .. }));
         // a flat ring
         let flat = polygon![(x: 0.0, y: 0.0), (x: 1.0, y: 0.0), (x: 2.0, y: 0.0), (x: 0.0, y: 0.0)];
-        assert!(matches!(
-            refuse(vec![grid("320311001001001", vec![flat])]),
-            GeoError::InvalidPolygon { .. }
-        ));
+        assert!(matches!(refuse(vec![grid("320311001001001", vec![flat])]), GeoError::InvalidPolygon { .. }));
         // Gauss-Krüger metres instead of degrees, and a NaN vertex
         assert_eq!(
-            refuse(vec![grid(
-                "320311001001001",
-                vec![square(500_000.0, 3_790_000.0, 500_100.0, 3_790_100.0)]
-            )]),
-            GeoError::OutOfRange {
-                code: code("320311001001001")
-            }
+            refuse(vec![grid("320311001001001", vec![square(500_000.0, 3_790_000.0, 500_100.0, 3_790_100.0)])]),
+            GeoError::OutOfRange { code: code("320311001001001") }
         );
         assert_eq!(
-            refuse(vec![grid(
-                "320311001001001",
-                vec![square(0.0, 0.0, f64::NAN, 1.0)]
-            )]),
-            GeoError::OutOfRange {
-                code: code("320311001001001")
-            }
+            refuse(vec![grid("320311001001001", vec![square(0.0, 0.0, f64::NAN, 1.0)])]),
+            GeoError::OutOfRange { code: code("320311001001001") }
         );
         // the error names the culprit
         let msg = refuse(vec![grid("320311001001", vec![ok])]).to_string();
@@ -476,8 +377,7 @@ mod tests {
             for j in 0..40 {
                 let (x, y) = (0.025 + 0.05 * f64::from(i), 0.025 + 0.05 * f64::from(j));
                 let p = Point::new(x, y);
-                let holders: Vec<&GridPolygon> =
-                    idx.iter().filter(|g| g.polygon.contains(&p)).collect();
+                let holders: Vec<&GridPolygon> = idx.iter().filter(|g| g.polygon.contains(&p)).collect();
                 assert_eq!(holders.len(), 1);
                 assert_eq!(idx.locate(x, y), Some(&holders[0].code));
             }

@@ -37,9 +37,7 @@ pub enum GeoError {
     #[error("unit grid {code} has an invalid polygon: {reason}")]
     InvalidPolygon { code: RegionCode, reason: String },
     /// Usually projected coordinates (metres) or swapped axes instead of WGS-84 degrees.
-    #[error(
-        "unit grid {code} has coordinates outside -180..180 / -90..90 (expected WGS-84 degrees)"
-    )]
+    #[error("unit grid {code} has coordinates outside -180..180 / -90..90 (expected WGS-84 degrees)")]
     OutOfRange { code: RegionCode },
     /// The GeoJSON text could not be read as unit grids.
     #[error("invalid GeoJSON: {0}")]

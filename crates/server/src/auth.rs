@@ -3,9 +3,7 @@
 
 use crate::error::{ApiError, ApiResult, Json};
 use crate::state::AppState;
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -28,11 +26,7 @@ pub fn hash_password(password: &str) -> ApiResult<String> {
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
 /// A hash to verify against when the user does not exist, so that the answer takes as long
@@ -72,10 +66,7 @@ impl Auth {
         if roles.contains(&self.user.role) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
-                "role {} may not do this",
-                self.user.role.as_str()
-            )))
+            Err(ApiError::forbidden(format!("role {} may not do this", self.user.role.as_str())))
         }
     }
 }
@@ -101,15 +92,8 @@ where
             .filter(|t| !t.is_empty() && t.len() <= 200)
             .ok_or(ApiError::Unauthorized)?;
         let hash = token_hash(token);
-        let user = app
-            .store
-            .user_by_token(&hash, app.now())
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        Ok(Auth {
-            user,
-            token_hash: hash,
-        })
+        let user = app.store.user_by_token(&hash, app.now()).await?.ok_or(ApiError::Unauthorized)?;
+        Ok(Auth { user, token_hash: hash })
     }
 }
 
@@ -160,10 +144,7 @@ pub struct TokenOut {
     responses((status = 201, body = TokenOut), (status = 400, body = crate::error::Problem),
         (status = 401, body = crate::error::Problem), (status = 415, body = crate::error::Problem),
         (status = 422, body = crate::error::Problem)))]
-pub async fn sign_in(
-    State(app): State<AppState>,
-    Json(req): Json<SignIn>,
-) -> ApiResult<(StatusCode, Json<TokenOut>)> {
+pub async fn sign_in(State(app): State<AppState>, Json(req): Json<SignIn>) -> ApiResult<(StatusCode, Json<TokenOut>)> {
     if req.username.len() > 100 || req.password.len() > 1000 {
         return Err(ApiError::Unauthorized);
     }
@@ -191,20 +172,9 @@ pub async fn sign_in(
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
     let now = app.now();
-    let expires_at = now
-        .checked_add(app.settings.token_ttl)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    app.store
-        .insert_token(&token_hash(&token), user.id, now, expires_at)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(TokenOut {
-            token,
-            expires_at,
-            user: user.into(),
-        }),
-    ))
+    let expires_at = now.checked_add(app.settings.token_ttl).map_err(|e| ApiError::Internal(e.to_string()))?;
+    app.store.insert_token(&token_hash(&token), user.id, now, expires_at).await?;
+    Ok((StatusCode::CREATED, Json(TokenOut { token, expires_at, user: user.into() })))
 }
 
 /// Sign out: revoke the token this request carries.

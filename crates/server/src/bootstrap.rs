@@ -43,12 +43,7 @@ pub async fn load_demo(app: &AppState) -> ApiResult<Vec<(String, Role, String)>>
         let features: std::collections::HashMap<String, String> = city
             .grids
             .iter()
-            .map(|g| {
-                (
-                    g.code.as_str().to_owned(),
-                    citygrid_geo::geojson::grid_to_feature(g).to_string(),
-                )
-            })
+            .map(|g| (g.code.as_str().to_owned(), citygrid_geo::geojson::grid_to_feature(g).to_string()))
             .collect();
         let regions: Vec<(Region, Option<String>)> = city
             .regions
@@ -76,49 +71,24 @@ pub async fn load_demo(app: &AppState) -> ApiResult<Vec<(String, Role, String)>>
         let parent_id = parent.and_then(|p| departments.iter().find(|d| d.code == p).map(|d| d.id));
         let d = app
             .store
-            .create_department(&NewDepartment {
-                code: (*code).into(),
-                name: (*name).into(),
-                parent_id,
-            })
+            .create_department(&NewDepartment { code: (*code).into(), name: (*name).into(), parent_id })
             .await?;
         departments.push(d);
     }
     let city_code = RegionCode::parse("320300").map_err(|e| ApiError::Internal(e.to_string()))?;
     let quanshan = RegionCode::parse("320311").map_err(|e| ApiError::Internal(e.to_string()))?;
-    let hw = departments
-        .iter()
-        .find(|d| d.code == "HW")
-        .map(|d| d.id)
-        .unwrap_or_default();
-    let city_scope = Scope::Region {
-        code: city_code.clone(),
-    };
+    let hw = departments.iter().find(|d| d.code == "HW").map(|d| d.id).unwrap_or_default();
+    let city_scope = Scope::Region { code: city_code.clone() };
     let accounts: Vec<(&str, &str, Role, Scope)> = vec![
         ("admin", "系统管理员", Role::Admin, city_scope.clone()),
         ("collector", "张监督员", Role::Collector, city_scope.clone()),
         ("acceptor", "李受理员", Role::Acceptor, city_scope.clone()),
         ("leader", "王值班长", Role::Leader, city_scope.clone()),
-        (
-            "dispatcher",
-            "赵派遣员",
-            Role::Dispatcher,
-            city_scope.clone(),
-        ),
-        (
-            "commander",
-            "泉山区指挥中心",
-            Role::Commander,
-            Scope::Region { code: quanshan },
-        ),
+        ("dispatcher", "赵派遣员", Role::Dispatcher, city_scope.clone()),
+        ("commander", "泉山区指挥中心", Role::Commander, Scope::Region { code: quanshan }),
         ("evaluator", "孙考评员", Role::Evaluator, city_scope),
         ("citizen", "市民演示账号", Role::Citizen, Scope::Own),
-        (
-            "handler",
-            "环卫处处置员",
-            Role::Handler,
-            Scope::Department { department_id: hw },
-        ),
+        ("handler", "环卫处处置员", Role::Handler, Scope::Department { department_id: hw }),
     ];
     let existing = app.store.list_users().await?;
     let mut out = Vec::new();

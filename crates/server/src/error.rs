@@ -30,11 +30,7 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
-    BadRequest {
-        code: &'static str,
-        field: Option<String>,
-        detail: String,
-    },
+    BadRequest { code: &'static str, field: Option<String>, detail: String },
     #[error("sign in first")]
     Unauthorized,
     #[error("{detail}")]
@@ -48,11 +44,7 @@ pub enum ApiError {
     #[error("{detail}")]
     UnsupportedMedia { detail: String },
     #[error("{detail}")]
-    Invalid {
-        code: &'static str,
-        field: String,
-        detail: String,
-    },
+    Invalid { code: &'static str, field: String, detail: String },
     #[error("internal error")]
     Internal(String),
 }
@@ -61,55 +53,35 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> ApiError {
-        ApiError::Invalid {
-            code: "invalid_field",
-            field: field.into(),
-            detail: detail.into(),
-        }
+        ApiError::Invalid { code: "invalid_field", field: field.into(), detail: detail.into() }
     }
 
     pub fn bad_query(field: impl Into<String>, detail: impl Into<String>) -> ApiError {
-        ApiError::BadRequest {
-            code: "invalid_query",
-            field: Some(field.into()),
-            detail: detail.into(),
-        }
+        ApiError::BadRequest { code: "invalid_query", field: Some(field.into()), detail: detail.into() }
     }
 
     pub fn forbidden(detail: impl Into<String>) -> ApiError {
-        ApiError::Forbidden {
-            code: "forbidden_role",
-            detail: detail.into(),
-        }
+        ApiError::Forbidden { code: "forbidden_role", detail: detail.into() }
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::Conflict {
-            code,
-            detail: detail.into(),
-        }
+        ApiError::Conflict { code, detail: detail.into() }
     }
 
     fn parts(&self) -> (StatusCode, String, Option<String>) {
         match self {
-            ApiError::BadRequest { code, field, .. } => {
-                (StatusCode::BAD_REQUEST, (*code).into(), field.clone())
-            }
+            ApiError::BadRequest { code, field, .. } => (StatusCode::BAD_REQUEST, (*code).into(), field.clone()),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized".into(), None),
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, (*code).into(), None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found".into(), None),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, (*code).into(), None),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large".into(), None),
-            ApiError::UnsupportedMedia { .. } => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type".into(),
-                None,
-            ),
-            ApiError::Invalid { code, field, .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                (*code).into(),
-                Some(field.clone()),
-            ),
+            ApiError::UnsupportedMedia { .. } => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".into(), None)
+            }
+            ApiError::Invalid { code, field, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, (*code).into(), Some(field.clone()))
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal".into(), None),
         }
     }
@@ -131,13 +103,9 @@ impl IntoResponse for ApiError {
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut res = (status, body).into_response();
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }
@@ -147,22 +115,10 @@ impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> ApiError {
         let detail = r.to_string();
         match r {
-            Refusal::Role { .. } => ApiError::Forbidden {
-                code: "forbidden_role",
-                detail,
-            },
-            Refusal::Scope => ApiError::Forbidden {
-                code: "out_of_scope",
-                detail,
-            },
-            Refusal::State { .. } => ApiError::Conflict {
-                code: "wrong_state",
-                detail,
-            },
-            Refusal::Conflict(_) => ApiError::Conflict {
-                code: "conflict",
-                detail,
-            },
+            Refusal::Role { .. } => ApiError::Forbidden { code: "forbidden_role", detail },
+            Refusal::Scope => ApiError::Forbidden { code: "out_of_scope", detail },
+            Refusal::State { .. } => ApiError::Conflict { code: "wrong_state", detail },
+            Refusal::Conflict(_) => ApiError::Conflict { code: "conflict", detail },
             Refusal::Invalid { field, message } => ApiError::invalid(field, message),
         }
     }
@@ -177,8 +133,7 @@ impl From<StoreError> for ApiError {
             StoreError::IdempotencyMismatch => ApiError::Invalid {
                 code: "idempotency_mismatch",
                 field: "Idempotency-Key".into(),
-                detail: "this Idempotency-Key was already used with a different request body"
-                    .into(),
+                detail: "this Idempotency-Key was already used with a different request body".into(),
             },
             other => ApiError::Internal(other.to_string()),
         }
@@ -193,9 +148,7 @@ pub fn field_of(message: &str) -> String {
         }
     }
     match message.split_once(": ") {
-        Some((path, _)) if !path.contains(' ') && !path.is_empty() && path != "." => {
-            path.to_owned()
-        }
+        Some((path, _)) if !path.contains(' ') && !path.is_empty() && path != "." => path.to_owned(),
         _ => "body".to_owned(),
     }
 }
@@ -209,25 +162,15 @@ impl From<JsonRejection> for ApiError {
                     .strip_prefix("Failed to deserialize the JSON body into the target type: ")
                     .unwrap_or(&text)
                     .to_owned();
-                ApiError::Invalid {
-                    code: "invalid_field",
-                    field: field_of(&msg),
-                    detail: msg,
-                }
+                ApiError::Invalid { code: "invalid_field", field: field_of(&msg), detail: msg }
             }
-            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest {
-                code: "malformed_json",
-                field: Some("body".into()),
-                detail: e.body_text(),
-            },
-            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMedia {
-                detail: "send the body as application/json".into(),
-            },
-            other => ApiError::BadRequest {
-                code: "bad_body",
-                field: Some("body".into()),
-                detail: other.body_text(),
-            },
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::BadRequest { code: "malformed_json", field: Some("body".into()), detail: e.body_text() }
+            }
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::UnsupportedMedia { detail: "send the body as application/json".into() }
+            }
+            other => ApiError::BadRequest { code: "bad_body", field: Some("body".into()), detail: other.body_text() },
         }
     }
 }
@@ -235,25 +178,14 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> ApiError {
         let text = r.body_text();
-        let msg = text
-            .strip_prefix("Failed to deserialize query string: ")
-            .unwrap_or(&text)
-            .to_owned();
-        ApiError::BadRequest {
-            code: "invalid_query",
-            field: Some(field_of(&msg)),
-            detail: msg,
-        }
+        let msg = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text).to_owned();
+        ApiError::BadRequest { code: "invalid_query", field: Some(field_of(&msg)), detail: msg }
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> ApiError {
-        ApiError::BadRequest {
-            code: "invalid_path",
-            field: Some("path".into()),
-            detail: r.body_text(),
-        }
+        ApiError::BadRequest { code: "invalid_path", field: Some("path".into()), detail: r.body_text() }
     }
 }
 
@@ -284,14 +216,8 @@ mod tests {
 
     #[test]
     fn finds_the_field() {
-        assert_eq!(
-            field_of("missing field `description` at line 1 column 2"),
-            "description"
-        );
-        assert_eq!(
-            field_of("location.lon: invalid type: string \"x\", expected f64"),
-            "location.lon"
-        );
+        assert_eq!(field_of("missing field `description` at line 1 column 2"), "description");
+        assert_eq!(field_of("location.lon: invalid type: string \"x\", expected f64"), "location.lon");
         assert_eq!(field_of("expected value at line 1 column 1"), "body");
     }
 
@@ -303,14 +229,7 @@ mod tests {
             (ApiError::forbidden("x"), 403),
             (Refusal::Scope.into(), 403),
             (ApiError::NotFound("case"), 404),
-            (
-                Refusal::State {
-                    action: "close",
-                    state: "filed",
-                }
-                .into(),
-                409,
-            ),
+            (Refusal::State { action: "close", state: "filed" }.into(), 409),
             (ApiError::TooLarge { detail: "x".into() }, 413),
             (ApiError::UnsupportedMedia { detail: "x".into() }, 415),
             (ApiError::invalid("f", "x"), 422),
@@ -320,10 +239,7 @@ mod tests {
         for (e, status) in cases {
             let res = e.into_response();
             assert_eq!(res.status().as_u16(), status);
-            assert_eq!(
-                res.headers()[header::CONTENT_TYPE],
-                "application/problem+json"
-            );
+            assert_eq!(res.headers()[header::CONTENT_TYPE], "application/problem+json");
         }
     }
 }

@@ -59,19 +59,11 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(photos::upload))
         .routes(routes!(photos::download))
         .routes(routes!(catalogue::list, catalogue::create))
-        .routes(routes!(
-            catalogue::get,
-            catalogue::update,
-            catalogue::delete
-        ))
+        .routes(routes!(catalogue::get, catalogue::update, catalogue::delete))
         .routes(routes!(org::list_regions, org::create_region))
         .routes(routes!(org::get_region, org::update_region))
         .routes(routes!(org::list_departments, org::create_department))
-        .routes(routes!(
-            org::get_department,
-            org::update_department,
-            org::delete_department
-        ))
+        .routes(routes!(org::get_department, org::update_department, org::delete_department))
         .routes(routes!(org::list_users, org::create_user))
         .split_for_parts()
 }
@@ -90,20 +82,12 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.settings.max_photo_bytes + 64 * 1024;
     api.route(
         "/api/v1/openapi.json",
-        axum::routing::get(move || async move {
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                doc_json.clone(),
-            )
-        }),
+        axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc_json.clone()) }),
     )
     .route("/healthz", axum::routing::get(|| async { "ok" }))
     .fallback(|| async { error::ApiError::NotFound("route").into_response() })
     .layer(DefaultBodyLimit::max(body_limit))
-    .layer(TimeoutLayer::with_status_code(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        Duration::from_secs(60),
-    ))
+    .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(60)))
     .layer(PropagateRequestIdLayer::new(request_id.clone()))
     .layer(TraceLayer::new_for_http())
     .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -51,10 +51,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            token_ttl: jiff::SignedDuration::from_hours(12),
-            max_photo_bytes: 10 * 1024 * 1024,
-        }
+        Settings { token_ttl: jiff::SignedDuration::from_hours(12), max_photo_bytes: 10 * 1024 * 1024 }
     }
 }
 
@@ -105,11 +102,7 @@ impl AppState {
     pub async fn reload(&self) -> ApiResult<()> {
         let mut cal = WorkCalendar::china_default();
         for year in 2000..2100 {
-            if let Some(csv) = self
-                .store
-                .get_setting(&format!("{CALENDAR_KEY_PREFIX}{year}"))
-                .await?
-            {
+            if let Some(csv) = self.store.get_setting(&format!("{CALENDAR_KEY_PREFIX}{year}")).await? {
                 cal.load_year_csv(&csv).map_err(internal)?;
             }
         }
@@ -130,27 +123,15 @@ impl AppState {
     }
 
     pub fn calendar(&self) -> Arc<WorkCalendar> {
-        self.0
-            .calendar
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        self.0.calendar.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn stages(&self) -> StageLimits {
-        self.0
-            .stages
-            .read()
-            .map(|s| *s)
-            .unwrap_or_else(|p| *p.into_inner())
+        self.0.stages.read().map(|s| *s).unwrap_or_else(|p| *p.into_inner())
     }
 
     pub fn grids(&self) -> Arc<GridIndex> {
-        self.0
-            .grids
-            .read()
-            .map(|g| g.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        self.0.grids.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub async fn departments(&self) -> ApiResult<DepartmentTree> {

@@ -222,21 +222,12 @@ fn parse_json<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(corrupt)
 }
 
-fn region_from_row(
-    code: String,
-    name: String,
-    level: String,
-    parent: Option<String>,
-    area: String,
-) -> Result<Region> {
+fn region_from_row(code: String, name: String, level: String, parent: Option<String>, area: String) -> Result<Region> {
     Ok(Region {
         code: RegionCode::parse(&code).map_err(corrupt)?,
         name,
         level: RegionLevel::parse(&level).ok_or_else(|| corrupt(&level))?,
-        parent: parent
-            .map(|p| RegionCode::parse(&p))
-            .transpose()
-            .map_err(corrupt)?,
+        parent: parent.map(|p| RegionCode::parse(&p)).transpose().map_err(corrupt)?,
         area_class: citygrid_core::codes::AreaClass::parse(&area).ok_or_else(|| corrupt(&area))?,
     })
 }
@@ -270,9 +261,7 @@ impl Store {
         } else {
             return Err(StoreError::Url(url.to_owned()));
         };
-        Ok(Store {
-            inner: std::sync::Arc::new(inner),
-        })
+        Ok(Store { inner: std::sync::Arc::new(inner) })
     }
 
     /// `sqlite` or `postgres`.
@@ -307,9 +296,7 @@ impl Store {
         let mut out = Vec::new();
         for t in CASE_TABLES {
             let sql = format!("SELECT COUNT(*) FROM {t}");
-            let n: i64 = both!(self, |w, _r, _f| {
-                sqlx::query_scalar(&sql).fetch_one(w).await?
-            });
+            let n: i64 = both!(self, |w, _r, _f| { sqlx::query_scalar(&sql).fetch_one(w).await? });
             out.push((t.to_owned(), n));
         }
         Ok(out)
@@ -319,9 +306,7 @@ impl Store {
 
     pub async fn get_setting(&self, key: &str) -> Result<Option<String>> {
         let sql = "SELECT value FROM settings WHERE key = $1";
-        Ok(both!(self, |_w, r, _f| {
-            sqlx::query_scalar(sql).bind(key).fetch_optional(r).await?
-        }))
+        Ok(both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(key).fetch_optional(r).await? }))
     }
 
     pub async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
@@ -355,10 +340,7 @@ impl Store {
                     .await
                     .map_err(|e| {
                         if fk_violation(&e) {
-                            StoreError::Conflict(format!(
-                                "region {}: parent does not exist",
-                                r.code
-                            ))
+                            StoreError::Conflict(format!("region {}: parent does not exist", r.code))
                         } else {
                             e.into()
                         }
@@ -370,65 +352,34 @@ impl Store {
     }
 
     /// Regions, optionally only the children of `parent` or only one `level`.
-    pub async fn list_regions(
-        &self,
-        parent: Option<&RegionCode>,
-        level: Option<RegionLevel>,
-    ) -> Result<Vec<Region>> {
+    pub async fn list_regions(&self, parent: Option<&RegionCode>, level: Option<RegionLevel>) -> Result<Vec<Region>> {
         let sql = "SELECT code, name, level, parent, area_class FROM regions \
                    WHERE ($1 IS NULL OR parent = $1) AND ($2 IS NULL OR level = $2) ORDER BY code";
         let parent = parent.map(|p| p.as_str().to_owned());
         let level = level.map(|l| l.as_str().to_owned());
         let rows: Vec<(String, String, String, Option<String>, String)> =
-            both!(self, |_w, r, _f| {
-                sqlx::query_as(sql)
-                    .bind(parent)
-                    .bind(level)
-                    .fetch_all(r)
-                    .await?
-            });
-        rows.into_iter()
-            .map(|(c, n, l, p, a)| region_from_row(c, n, l, p, a))
-            .collect()
+            both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(parent).bind(level).fetch_all(r).await? });
+        rows.into_iter().map(|(c, n, l, p, a)| region_from_row(c, n, l, p, a)).collect()
     }
 
     pub async fn get_region(&self, code: &RegionCode) -> Result<Option<Region>> {
         let sql = "SELECT code, name, level, parent, area_class FROM regions WHERE code = $1";
         let row: Option<(String, String, String, Option<String>, String)> =
-            both!(self, |_w, r, _f| {
-                sqlx::query_as(sql)
-                    .bind(code.as_str())
-                    .fetch_optional(r)
-                    .await?
-            });
-        row.map(|(c, n, l, p, a)| region_from_row(c, n, l, p, a))
-            .transpose()
+            both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(code.as_str()).fetch_optional(r).await? });
+        row.map(|(c, n, l, p, a)| region_from_row(c, n, l, p, a)).transpose()
     }
 
     /// Unit grids with their GeoJSON geometry, for building the point → grid index.
     pub async fn grid_geometries(&self) -> Result<Vec<(String, String)>> {
         let sql = "SELECT code, geometry FROM regions WHERE level = 'grid' AND geometry IS NOT NULL ORDER BY code";
-        Ok(both!(self, |_w, r, _f| {
-            sqlx::query_as(sql).fetch_all(r).await?
-        }))
+        Ok(both!(self, |_w, r, _f| { sqlx::query_as(sql).fetch_all(r).await? }))
     }
 
     /// Rename a region or change its area class.
-    pub async fn update_region(
-        &self,
-        code: &RegionCode,
-        name: &str,
-        area_class: &str,
-    ) -> Result<Region> {
+    pub async fn update_region(&self, code: &RegionCode, name: &str, area_class: &str) -> Result<Region> {
         let sql = "UPDATE regions SET name = $1, area_class = $2 WHERE code = $3";
         let n = both!(self, |w, _r, _f| {
-            sqlx::query(sql)
-                .bind(name)
-                .bind(area_class)
-                .bind(code.as_str())
-                .execute(w)
-                .await?
-                .rows_affected()
+            sqlx::query(sql).bind(name).bind(area_class).bind(code.as_str()).execute(w).await?.rows_affected()
         });
         if n == 0 {
             return Err(StoreError::NotFound);
@@ -440,27 +391,16 @@ impl Store {
 
     pub async fn list_departments(&self) -> Result<Vec<Department>> {
         let sql = "SELECT id, code, name, parent_id, tier FROM departments ORDER BY id";
-        let rows: Vec<(i64, String, String, Option<i64>, i64)> = both!(self, |_w, r, _f| {
-            sqlx::query_as(sql).fetch_all(r).await?
-        });
+        let rows: Vec<(i64, String, String, Option<i64>, i64)> =
+            both!(self, |_w, r, _f| { sqlx::query_as(sql).fetch_all(r).await? });
         Ok(rows
             .into_iter()
-            .map(|(id, code, name, parent_id, tier)| Department {
-                id,
-                code,
-                name,
-                parent_id,
-                tier: tier as u8,
-            })
+            .map(|(id, code, name, parent_id, tier)| Department { id, code, name, parent_id, tier: tier as u8 })
             .collect())
     }
 
     pub async fn get_department(&self, id: i64) -> Result<Option<Department>> {
-        Ok(self
-            .list_departments()
-            .await?
-            .into_iter()
-            .find(|d| d.id == id))
+        Ok(self.list_departments().await?.into_iter().find(|d| d.id == id))
     }
 
     /// Create a department; a sub-unit (三级) under a city-level one (二级).
@@ -469,27 +409,13 @@ impl Store {
             None => 2,
             Some(p) => match self.get_department(p).await? {
                 Some(parent) if parent.tier == 2 => 3,
-                Some(_) => {
-                    return Err(StoreError::Conflict(
-                        "a sub-unit cannot have sub-units".into(),
-                    ))
-                }
-                None => {
-                    return Err(StoreError::Conflict(
-                        "parent department does not exist".into(),
-                    ))
-                }
+                Some(_) => return Err(StoreError::Conflict("a sub-unit cannot have sub-units".into())),
+                None => return Err(StoreError::Conflict("parent department does not exist".into())),
             },
         };
         let sql = "INSERT INTO departments (code, name, parent_id, tier) VALUES ($1, $2, $3, $4) RETURNING id";
         let res: Result<i64, sqlx::Error> = both!(self, |w, _r, _f| {
-            sqlx::query_scalar(sql)
-                .bind(&d.code)
-                .bind(&d.name)
-                .bind(d.parent_id)
-                .bind(tier)
-                .fetch_one(w)
-                .await
+            sqlx::query_scalar(sql).bind(&d.code).bind(&d.name).bind(d.parent_id).bind(tier).fetch_one(w).await
         });
         match res {
             Ok(id) => Ok(Department {
@@ -499,10 +425,7 @@ impl Store {
                 parent_id: d.parent_id,
                 tier: tier as u8,
             }),
-            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!(
-                "department code {} is taken",
-                d.code
-            ))),
+            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!("department code {} is taken", d.code))),
             Err(e) => Err(e.into()),
         }
     }
@@ -510,20 +433,12 @@ impl Store {
     pub async fn update_department(&self, id: i64, code: &str, name: &str) -> Result<Department> {
         let sql = "UPDATE departments SET code = $1, name = $2 WHERE id = $3";
         let res: Result<u64, sqlx::Error> = both!(self, |w, _r, _f| {
-            sqlx::query(sql)
-                .bind(code)
-                .bind(name)
-                .bind(id)
-                .execute(w)
-                .await
-                .map(|r| r.rows_affected())
+            sqlx::query(sql).bind(code).bind(name).bind(id).execute(w).await.map(|r| r.rows_affected())
         });
         match res {
             Ok(0) => Err(StoreError::NotFound),
             Ok(_) => self.get_department(id).await?.ok_or(StoreError::NotFound),
-            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!(
-                "department code {code} is taken"
-            ))),
+            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!("department code {code} is taken"))),
             Err(e) => Err(e.into()),
         }
     }
@@ -537,23 +452,11 @@ impl Store {
         let del = "DELETE FROM departments WHERE id = $1";
         both!(self, |w, _r, _f| {
             let mut tx = w.begin().await?;
-            let n: i64 = sqlx::query_scalar(in_use)
-                .bind(id)
-                .bind(&pattern)
-                .fetch_one(&mut *tx)
-                .await?;
+            let n: i64 = sqlx::query_scalar(in_use).bind(id).bind(&pattern).fetch_one(&mut *tx).await?;
             if n > 0 {
-                return Err(StoreError::Conflict(
-                    "department is in use by sub-units, users or cases".into(),
-                ));
+                return Err(StoreError::Conflict("department is in use by sub-units, users or cases".into()));
             }
-            if sqlx::query(del)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 0
-            {
+            if sqlx::query(del).bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
             tx.commit().await?;
@@ -574,12 +477,7 @@ impl Store {
         both!(self, |w, _r, _f| {
             let mut tx = w.begin().await?;
             for (kind, code, data) in &rows {
-                sqlx::query(sql)
-                    .bind(*kind)
-                    .bind(code)
-                    .bind(data)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(sql).bind(*kind).bind(code).bind(data).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -588,20 +486,14 @@ impl Store {
 
     pub async fn list_classes(&self) -> Result<Vec<ClassInfo>> {
         let sql = "SELECT data FROM classes ORDER BY kind, code";
-        let rows: Vec<String> = both!(self, |_w, r, _f| {
-            sqlx::query_scalar(sql).fetch_all(r).await?
-        });
+        let rows: Vec<String> = both!(self, |_w, r, _f| { sqlx::query_scalar(sql).fetch_all(r).await? });
         rows.iter().map(|d| parse_json(d)).collect()
     }
 
     pub async fn get_class(&self, kind: Kind, code: &str) -> Result<Option<ClassInfo>> {
         let sql = "SELECT data FROM classes WHERE kind = $1 AND code = $2";
         let row: Option<String> = both!(self, |_w, r, _f| {
-            sqlx::query_scalar(sql)
-                .bind(kind.as_str())
-                .bind(code)
-                .fetch_optional(r)
-                .await?
+            sqlx::query_scalar(sql).bind(kind.as_str()).bind(code).fetch_optional(r).await?
         });
         row.map(|d| parse_json(&d)).transpose()
     }
@@ -612,24 +504,11 @@ impl Store {
         let del = "DELETE FROM classes WHERE kind = $1 AND code = $2";
         both!(self, |w, _r, _f| {
             let mut tx = w.begin().await?;
-            let n: i64 = sqlx::query_scalar(used)
-                .bind(kind.as_str())
-                .bind(code)
-                .fetch_one(&mut *tx)
-                .await?;
+            let n: i64 = sqlx::query_scalar(used).bind(kind.as_str()).bind(code).fetch_one(&mut *tx).await?;
             if n > 0 {
-                return Err(StoreError::Conflict(
-                    "class is used by cases; deactivate it instead".into(),
-                ));
+                return Err(StoreError::Conflict("class is used by cases; deactivate it instead".into()));
             }
-            if sqlx::query(del)
-                .bind(kind.as_str())
-                .bind(code)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 0
-            {
+            if sqlx::query(del).bind(kind.as_str()).bind(code).execute(&mut *tx).await?.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
             tx.commit().await?;
@@ -663,54 +542,32 @@ impl Store {
                 scope: u.scope.clone(),
                 active: true,
             }),
-            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!(
-                "username {} is taken",
-                u.username
-            ))),
+            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!("username {} is taken", u.username))),
             Err(e) => Err(e.into()),
         }
     }
 
     /// A user and their password hash, for sign-in.
     pub async fn user_by_name(&self, username: &str) -> Result<Option<(User, String)>> {
-        let sql = "SELECT id, username, display_name, role, scope, active, password_hash FROM users WHERE username = $1";
+        let sql =
+            "SELECT id, username, display_name, role, scope, active, password_hash FROM users WHERE username = $1";
         let row: Option<(i64, String, String, String, String, i64, String)> =
-            both!(self, |_w, r, _f| {
-                sqlx::query_as(sql).bind(username).fetch_optional(r).await?
-            });
-        row.map(|(id, u, d, role, scope, active, hash)| {
-            Ok((user_from_parts(id, u, d, role, scope, active)?, hash))
-        })
-        .transpose()
+            both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(username).fetch_optional(r).await? });
+        row.map(|(id, u, d, role, scope, active, hash)| Ok((user_from_parts(id, u, d, role, scope, active)?, hash)))
+            .transpose()
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {
         let sql = "SELECT id, username, display_name, role, scope, active FROM users ORDER BY id";
-        let rows: Vec<(i64, String, String, String, String, i64)> = both!(self, |_w, r, _f| {
-            sqlx::query_as(sql).fetch_all(r).await?
-        });
-        rows.into_iter()
-            .map(|(id, u, d, role, scope, active)| user_from_parts(id, u, d, role, scope, active))
-            .collect()
+        let rows: Vec<(i64, String, String, String, String, i64)> =
+            both!(self, |_w, r, _f| { sqlx::query_as(sql).fetch_all(r).await? });
+        rows.into_iter().map(|(id, u, d, role, scope, active)| user_from_parts(id, u, d, role, scope, active)).collect()
     }
 
-    pub async fn insert_token(
-        &self,
-        hash: &str,
-        user_id: i64,
-        now: Timestamp,
-        expires: Timestamp,
-    ) -> Result<()> {
-        let sql =
-            "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+    pub async fn insert_token(&self, hash: &str, user_id: i64, now: Timestamp, expires: Timestamp) -> Result<()> {
+        let sql = "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
         both!(self, |w, _r, _f| {
-            sqlx::query(sql)
-                .bind(hash)
-                .bind(user_id)
-                .bind(ms(now))
-                .bind(ms(expires))
-                .execute(w)
-                .await?;
+            sqlx::query(sql).bind(hash).bind(user_id).bind(ms(now)).bind(ms(expires)).execute(w).await?;
         });
         Ok(())
     }
@@ -720,28 +577,16 @@ impl Store {
         let sql = "SELECT u.id, u.username, u.display_name, u.role, u.scope, u.active FROM tokens t \
                    JOIN users u ON u.id = t.user_id \
                    WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND u.active = 1";
-        let row: Option<(i64, String, String, String, String, i64)> = both!(self, |_w, r, _f| {
-            sqlx::query_as(sql)
-                .bind(hash)
-                .bind(ms(now))
-                .fetch_optional(r)
-                .await?
-        });
-        row.map(|(id, u, d, role, scope, active)| user_from_parts(id, u, d, role, scope, active))
-            .transpose()
+        let row: Option<(i64, String, String, String, String, i64)> =
+            both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(hash).bind(ms(now)).fetch_optional(r).await? });
+        row.map(|(id, u, d, role, scope, active)| user_from_parts(id, u, d, role, scope, active)).transpose()
     }
 
     /// Revoke a token; true if it was live.
     pub async fn revoke_token(&self, hash: &str, now: Timestamp) -> Result<bool> {
         let sql = "UPDATE tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL";
-        let n = both!(self, |w, _r, _f| {
-            sqlx::query(sql)
-                .bind(ms(now))
-                .bind(hash)
-                .execute(w)
-                .await?
-                .rows_affected()
-        });
+        let n =
+            both!(self, |w, _r, _f| { sqlx::query(sql).bind(ms(now)).bind(hash).execute(w).await?.rows_affected() });
         Ok(n > 0)
     }
 
@@ -766,19 +611,11 @@ impl Store {
     }
 
     pub async fn get_photo(&self, id: &str) -> Result<Option<Photo>> {
-        let sql =
-            "SELECT id, content_type, bytes, uploaded_by, created_at FROM photos WHERE id = $1";
-        let row: Option<(String, String, Vec<u8>, i64, i64)> = both!(self, |_w, r, _f| {
-            sqlx::query_as(sql).bind(id).fetch_optional(r).await?
-        });
+        let sql = "SELECT id, content_type, bytes, uploaded_by, created_at FROM photos WHERE id = $1";
+        let row: Option<(String, String, Vec<u8>, i64, i64)> =
+            both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(id).fetch_optional(r).await? });
         row.map(|(id, content_type, bytes, uploaded_by, at)| {
-            Ok(Photo {
-                id,
-                content_type,
-                bytes,
-                uploaded_by,
-                created_at: from_ms(at)?,
-            })
+            Ok(Photo { id, content_type, bytes, uploaded_by, created_at: from_ms(at)? })
         })
         .transpose()
     }
@@ -788,9 +625,7 @@ impl Store {
         let sql = "SELECT COUNT(*) FROM photos WHERE id = $1";
         let mut missing = Vec::new();
         for id in ids {
-            let n: i64 = both!(self, |_w, r, _f| {
-                sqlx::query_scalar(sql).bind(id).fetch_one(r).await?
-            });
+            let n: i64 = both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(id).fetch_one(r).await? });
             if n == 0 {
                 missing.push(id.clone());
             }
@@ -813,11 +648,9 @@ impl Store {
     where
         F: FnOnce(String) -> Result<Event, Refusal> + Send,
     {
-        let idem_claim =
-            "INSERT INTO idempotency (user_id, key, request_hash, case_id, created_at) \
+        let idem_claim = "INSERT INTO idempotency (user_id, key, request_hash, case_id, created_at) \
                           VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (user_id, key) DO NOTHING";
-        let idem_read =
-            "SELECT request_hash, case_id FROM idempotency WHERE user_id = $1 AND key = $2";
+        let idem_read = "SELECT request_hash, case_id FROM idempotency WHERE user_id = $1 AND key = $2";
         let idem_set = "UPDATE idempotency SET case_id = $1 WHERE user_id = $2 AND key = $3";
         let next_number = "INSERT INTO case_numbers (day, last) VALUES ($1, 1) \
                            ON CONFLICT (day) DO UPDATE SET last = case_numbers.last + 1 RETURNING last";
@@ -842,11 +675,8 @@ impl Store {
                     .await?
                     .rows_affected();
                 if claimed == 0 {
-                    let (hash, case_id): (String, Option<i64>) = sqlx::query_as(idem_read)
-                        .bind(k.user_id)
-                        .bind(&k.key)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                    let (hash, case_id): (String, Option<i64>) =
+                        sqlx::query_as(idem_read).bind(k.user_id).bind(&k.key).fetch_one(&mut *tx).await?;
                     if hash != k.request_hash {
                         return Err(StoreError::IdempotencyMismatch);
                     }
@@ -856,15 +686,9 @@ impl Store {
             if let Some(id) = earlier {
                 tx.rollback().await?;
                 let case = self.get_case(id).await?.ok_or(StoreError::NotFound)?;
-                return Ok(Created {
-                    case,
-                    replayed: true,
-                });
+                return Ok(Created { case, replayed: true });
             }
-            let seq: i64 = sqlx::query_scalar(next_number)
-                .bind(day)
-                .fetch_one(&mut *tx)
-                .await?;
+            let seq: i64 = sqlx::query_scalar(next_number).bind(day).fetch_one(&mut *tx).await?;
             let event = build(format!("{day}{seq:05}"))?;
             let Some(case) = citygrid_core::case::project(None, 0, &event) else {
                 return Err(corrupt("report event does not start a case"));
@@ -891,11 +715,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             let case = Case { id, ..case };
-            sqlx::query(set_data)
-                .bind(json(&case)?)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(set_data).bind(json(&case)?).bind(id).execute(&mut *tx).await?;
             sqlx::query(insert_event)
                 .bind(id)
                 .bind(event.seq as i64)
@@ -908,37 +728,26 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if let Some(k) = idem {
-                sqlx::query(idem_set)
-                    .bind(id)
-                    .bind(k.user_id)
-                    .bind(&k.key)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(idem_set).bind(id).bind(k.user_id).bind(&k.key).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Some(case)
         });
         let case = created.ok_or_else(|| corrupt("no case created"))?;
-        Ok(Created {
-            case,
-            replayed: false,
-        })
+        Ok(Created { case, replayed: false })
     }
 
     pub async fn get_case(&self, id: i64) -> Result<Option<Case>> {
         let sql = "SELECT data FROM cases WHERE id = $1";
-        let row: Option<String> = both!(self, |_w, r, _f| {
-            sqlx::query_scalar(sql).bind(id).fetch_optional(r).await?
-        });
+        let row: Option<String> =
+            both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(id).fetch_optional(r).await? });
         row.map(|d| parse_json(&d)).transpose()
     }
 
     /// The case's log, oldest first.
     pub async fn case_events(&self, id: i64) -> Result<Vec<Event>> {
         let sql = "SELECT data FROM case_events WHERE case_id = $1 ORDER BY seq";
-        let rows: Vec<String> = both!(self, |_w, r, _f| {
-            sqlx::query_scalar(sql).bind(id).fetch_all(r).await?
-        });
+        let rows: Vec<String> = both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(id).fetch_all(r).await? });
         rows.iter().map(|d| parse_json(d)).collect()
     }
 
@@ -955,10 +764,7 @@ impl Store {
         both!(self, |w, _r, for_update| {
             let mut tx = w.begin().await?;
             let select = format!("SELECT data FROM cases WHERE id = $1{for_update}");
-            let data: Option<String> = sqlx::query_scalar(&select)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let data: Option<String> = sqlx::query_scalar(&select).bind(id).fetch_optional(&mut *tx).await?;
             let case: Case = parse_json(&data.ok_or(StoreError::NotFound)?)?;
             let event = decide(&case)?;
             let Some(next) = citygrid_core::case::project(Some(case.clone()), id, &event) else {
@@ -980,9 +786,7 @@ impl Store {
                 .await?
                 .rows_affected();
             if n != 1 {
-                return Err(StoreError::Conflict(
-                    "the case changed meanwhile; retry".into(),
-                ));
+                return Err(StoreError::Conflict("the case changed meanwhile; retry".into()));
             }
             sqlx::query(insert_event)
                 .bind(id)
@@ -1016,11 +820,9 @@ impl Store {
                 Visibility::All => {}
                 Visibility::Region(code) => {
                     if code.level() != RegionLevel::City {
-                        q.push(" AND grid_code LIKE ")
-                            .push_bind(format!("{}%", code.as_str()));
+                        q.push(" AND grid_code LIKE ").push_bind(format!("{}%", code.as_str()));
                     } else {
-                        q.push(" AND grid_code LIKE ")
-                            .push_bind(format!("{}%", &code.as_str()[..4]));
+                        q.push(" AND grid_code LIKE ").push_bind(format!("{}%", &code.as_str()[..4]));
                     }
                 }
                 Visibility::Departments(ids) => {
@@ -1051,16 +853,13 @@ impl Store {
                 q.push(" AND class_code = ").push_bind(c.clone());
             }
             if let Some(c) = &f.district {
-                q.push(" AND district_code = ")
-                    .push_bind(c.as_str().to_owned());
+                q.push(" AND district_code = ").push_bind(c.as_str().to_owned());
             }
             if let Some(c) = &f.street {
-                q.push(" AND street_code = ")
-                    .push_bind(c.as_str().to_owned());
+                q.push(" AND street_code = ").push_bind(c.as_str().to_owned());
             }
             if let Some(c) = &f.community {
-                q.push(" AND community_code = ")
-                    .push_bind(c.as_str().to_owned());
+                q.push(" AND community_code = ").push_bind(c.as_str().to_owned());
             }
             if let Some(c) = &f.grid {
                 q.push(" AND grid_code = ").push_bind(c.as_str().to_owned());
@@ -1081,8 +880,7 @@ impl Store {
                 q.push(" AND created_at < ").push_bind(ms(t));
             }
             if let (Some(o), Some(now)) = (f.overdue, f.now) {
-                let open =
-                    " AND state NOT IN ('closed', 'rejected', 'refused', 'voided', 'suspended')";
+                let open = " AND state NOT IN ('closed', 'rejected', 'refused', 'voided', 'suspended')";
                 if o {
                     q.push(open).push(" AND deadline < ").push_bind(ms(now));
                 } else {
@@ -1114,9 +912,7 @@ impl Store {
     /// Every case id, for replay checks and rebuilds.
     pub async fn case_ids(&self) -> Result<Vec<i64>> {
         let sql = "SELECT id FROM cases ORDER BY id";
-        Ok(both!(self, |_w, r, _f| {
-            sqlx::query_scalar(sql).fetch_all(r).await?
-        }))
+        Ok(both!(self, |_w, r, _f| { sqlx::query_scalar(sql).fetch_all(r).await? }))
     }
 
     // ---- benchmark baseline --------------------------------------------------------------

@@ -4,9 +4,7 @@
 //! read-only connections that WAL lets run beside it.
 
 use crate::{Result, StoreError};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -28,8 +26,7 @@ impl Pools {
         }
         if let Some(dir) = base.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
             }
         }
         let write = SqlitePoolOptions::new()
@@ -37,14 +34,8 @@ impl Pools {
             .min_connections(1)
             .connect_with(base.clone().create_if_missing(true))
             .await?;
-        let readers = std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(2)
-            .clamp(2, 8);
-        let read = SqlitePoolOptions::new()
-            .max_connections(readers)
-            .connect_with(base.read_only(true))
-            .await?;
+        let readers = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2).clamp(2, 8);
+        let read = SqlitePoolOptions::new().max_connections(readers).connect_with(base.read_only(true)).await?;
         Ok(Pools { write, read })
     }
 }

@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use citygrid_core::calendar::Light;
 use citygrid_core::case::{
-    self, sources_for, Action, ActionInput, Case, Command, Ctx, Event, NewReport, Point, Source,
-    State as CaseState, MAX_PHOTOS,
+    self, sources_for, Action, ActionInput, Case, Command, Ctx, Event, NewReport, Point, Source, State as CaseState,
+    MAX_PHOTOS,
 };
 use citygrid_core::codes::{ClassCode, Kind, RegionCode, Urgency};
 use citygrid_core::org::{DepartmentTree, Role, Scope};
@@ -78,47 +78,31 @@ pub struct CasePage {
 
 fn out(app: &AppState, case: Case, events: Option<Vec<Event>>) -> CaseOut {
     let now = app.now();
-    let light = match (
-        case.deadline,
-        case.state.is_final() || case.state == CaseState::Suspended,
-    ) {
+    let light = match (case.deadline, case.state.is_final() || case.state == CaseState::Suspended) {
         (Some(d), false) => {
             let natural = false;
             Some(app.calendar().light(case.stage_started_at, d, now, natural))
         }
         _ => None,
     };
-    CaseOut {
-        overdue: case.is_overdue(now) && case.state != CaseState::Suspended,
-        light,
-        events,
-        case,
-    }
+    CaseOut { overdue: case.is_overdue(now) && case.state != CaseState::Suspended, light, events, case }
 }
 
 /// Can this user read this case?
 pub fn can_see(auth: &Auth, case: &Case, tree: &DepartmentTree) -> bool {
     match &auth.user.scope {
         Scope::Region { code } => code.contains(&case.grid_code),
-        Scope::Department { department_id } => case
-            .department_id
-            .is_some_and(|d| tree.is_within(d, *department_id)),
+        Scope::Department { department_id } => case.department_id.is_some_and(|d| tree.is_within(d, *department_id)),
         Scope::Own => case.reporter_id == Some(auth.user.id),
     }
 }
 
 fn validate_photo_ids(ids: &[String]) -> ApiResult<()> {
     if ids.len() > MAX_PHOTOS {
-        return Err(ApiError::invalid(
-            "photo_ids",
-            format!("at most {MAX_PHOTOS} photos"),
-        ));
+        return Err(ApiError::invalid("photo_ids", format!("at most {MAX_PHOTOS} photos")));
     }
     if let Some(bad) = ids.iter().find(|p| !case::is_photo_id(p)) {
-        return Err(ApiError::invalid(
-            "photo_ids",
-            format!("{bad:?} is not a photo id"),
-        ));
+        return Err(ApiError::invalid("photo_ids", format!("{bad:?} is not a photo id")));
     }
     Ok(())
 }
@@ -126,46 +110,32 @@ fn validate_photo_ids(ids: &[String]) -> ApiResult<()> {
 async fn require_photos(app: &AppState, ids: &[String]) -> ApiResult<()> {
     let missing = app.store.missing_photos(ids).await?;
     match missing.first() {
-        Some(m) => Err(ApiError::invalid(
-            "photo_ids",
-            format!("photo {m} was not uploaded"),
-        )),
+        Some(m) => Err(ApiError::invalid("photo_ids", format!("photo {m} was not uploaded"))),
         None => Ok(()),
     }
 }
 
 /// The local date of `now` as `YYYYMMDD`, for case numbers.
 fn local_day(app: &AppState) -> String {
-    let offset = jiff::tz::Offset::from_seconds(app.calendar().utc_offset_minutes() * 60)
-        .unwrap_or(jiff::tz::Offset::UTC);
+    let offset =
+        jiff::tz::Offset::from_seconds(app.calendar().utc_offset_minutes() * 60).unwrap_or(jiff::tz::Offset::UTC);
     let dt = offset.to_datetime(app.now());
     format!("{:04}{:02}{:02}", dt.year(), dt.month(), dt.day())
 }
 
-fn idempotency_key(
-    headers: &HeaderMap,
-    user_id: i64,
-    body: &ReportBody,
-) -> ApiResult<Option<Idempotency>> {
+fn idempotency_key(headers: &HeaderMap, user_id: i64, body: &ReportBody) -> ApiResult<Option<Idempotency>> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = v
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
-        .ok_or_else(|| ApiError::BadRequest {
+    let key = v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 200).ok_or_else(|| {
+        ApiError::BadRequest {
             code: "invalid_header",
             field: Some("Idempotency-Key".into()),
             detail: "Idempotency-Key must be 1 to 200 visible ASCII characters".into(),
-        })?;
+        }
+    })?;
     let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Some(Idempotency {
-        user_id,
-        key: key.to_owned(),
-        request_hash: hex::encode(Sha256::digest(&canonical)),
-    }))
+    Ok(Some(Idempotency { user_id, key: key.to_owned(), request_hash: hex::encode(Sha256::digest(&canonical)) }))
 }
 
 /// Report a problem: creates a case (`verifying` for citizen and hotline reports, `reported`
@@ -184,34 +154,18 @@ pub async fn create_case(
     auth.require(Action::Report.roles())?;
     let actor = auth.actor();
     let idem = idempotency_key(&headers, auth.user.id, &body)?;
-    let class_code = ClassCode::parse(&body.class_code)
-        .map_err(|e| ApiError::invalid("class_code", e.to_string()))?;
+    let class_code = ClassCode::parse(&body.class_code).map_err(|e| ApiError::invalid("class_code", e.to_string()))?;
     let description = body.description.trim().to_owned();
     if description.is_empty() || description.chars().count() > 2000 {
         return Err(ApiError::invalid("description", "1 to 2000 characters"));
     }
-    let address = body
-        .address
-        .as_ref()
-        .map(|a| a.trim().to_owned())
-        .filter(|a| !a.is_empty());
+    let address = body.address.as_ref().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
     if address.as_ref().is_some_and(|a| a.chars().count() > 256) {
         return Err(ApiError::invalid("address", "at most 256 characters"));
     }
-    let LocationIn {
-        lon,
-        lat,
-        coord_sys,
-    } = body.location;
-    if !(lon.is_finite()
-        && lat.is_finite()
-        && (-180.0..=180.0).contains(&lon)
-        && (-90.0..=90.0).contains(&lat))
-    {
-        return Err(ApiError::invalid(
-            "location",
-            "lon must be -180..180 and lat -90..90",
-        ));
+    let LocationIn { lon, lat, coord_sys } = body.location;
+    if !(lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)) {
+        return Err(ApiError::invalid("location", "lon must be -180..180 and lat -90..90"));
     }
     let (lon, lat) = citygrid_geo::coord::to_wgs84(coord_sys.unwrap_or_default(), lon, lat);
     let photo_ids = body.photo_ids.clone().unwrap_or_default();
@@ -224,30 +178,19 @@ pub async fn create_case(
                 format!("a {} cannot report as {}", actor.role.as_str(), s.as_str()),
             ))
         }
-        None => *sources_for(actor.role)
-            .first()
-            .ok_or_else(|| ApiError::forbidden("this role cannot report"))?,
+        None => *sources_for(actor.role).first().ok_or_else(|| ApiError::forbidden("this role cannot report"))?,
     };
-    let class = app
-        .store
-        .get_class(body.kind, class_code.as_str())
-        .await?
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "class_code",
-                format!("no {} class {}", body.kind.as_str(), class_code),
-            )
+    let class =
+        app.store.get_class(body.kind, class_code.as_str()).await?.ok_or_else(|| {
+            ApiError::invalid("class_code", format!("no {} class {}", body.kind.as_str(), class_code))
         })?;
-    let grid_code: RegionCode = app.grids().locate(lon, lat).cloned().ok_or_else(|| {
-        ApiError::invalid("location", "the point is outside the city's unit grids")
-    })?;
+    let grid_code: RegionCode = app
+        .grids()
+        .locate(lon, lat)
+        .cloned()
+        .ok_or_else(|| ApiError::invalid("location", "the point is outside the city's unit grids"))?;
     require_photos(&app, &photo_ids).await?;
-    let area_class = app
-        .store
-        .get_region(&grid_code)
-        .await?
-        .map(|r| r.area_class)
-        .unwrap_or_default();
+    let area_class = app.store.get_region(&grid_code).await?.map(|r| r.area_class).unwrap_or_default();
     let calendar = app.calendar();
     let stages = app.stages();
     let departments = DepartmentTree::default();
@@ -257,13 +200,7 @@ pub async fn create_case(
     let created = app
         .store
         .create_case(&local_day(&app), idem.as_ref(), now, |number| {
-            let ctx = Ctx {
-                now,
-                calendar: &calendar,
-                stages: &stages,
-                departments: &departments,
-                class: &class,
-            };
+            let ctx = Ctx { now, calendar: &calendar, stages: &stages, departments: &departments, class: &class };
             let report = NewReport {
                 number,
                 source,
@@ -282,8 +219,7 @@ pub async fn create_case(
         .await?;
     let mut res = (StatusCode::CREATED, Json(out(&app, created.case, None))).into_response();
     if created.replayed {
-        res.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(res)
 }
@@ -293,16 +229,8 @@ pub async fn create_case(
     params(("id" = i64, Path, description = "Case id")),
     responses((status = 200, body = CaseOut), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, body = Problem)))]
-pub async fn get_case(
-    State(app): State<AppState>,
-    auth: Auth,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<CaseOut>> {
-    let case = app
-        .store
-        .get_case(id)
-        .await?
-        .ok_or(ApiError::NotFound("case"))?;
+pub async fn get_case(State(app): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<CaseOut>> {
+    let case = app.store.get_case(id).await?.ok_or(ApiError::NotFound("case"))?;
     // Out of scope reads as not found: a case's existence is itself information.
     if !can_see(&auth, &case, &app.departments().await?) {
         return Err(ApiError::NotFound("case"));
@@ -348,20 +276,14 @@ fn region_param(v: &Option<String>, field: &str, len: usize) -> ApiResult<Option
     v.as_deref()
         .map(|s| match RegionCode::parse(s) {
             Ok(c) if s.len() == len => Ok(c),
-            _ => Err(ApiError::bad_query(
-                field,
-                format!("{field} must be a {len}-digit code"),
-            )),
+            _ => Err(ApiError::bad_query(field, format!("{field} must be a {len}-digit code"))),
         })
         .transpose()
 }
 
 fn time_param(v: &Option<String>, field: &str) -> ApiResult<Option<jiff::Timestamp>> {
     v.as_deref()
-        .map(|s| {
-            s.parse::<jiff::Timestamp>()
-                .map_err(|_| ApiError::bad_query(field, "an RFC 3339 time with offset"))
-        })
+        .map(|s| s.parse::<jiff::Timestamp>().map_err(|_| ApiError::bad_query(field, "an RFC 3339 time with offset")))
         .transpose()
 }
 
@@ -374,16 +296,8 @@ pub async fn list_cases(
     Query(q): Query<CaseQuery>,
 ) -> ApiResult<Json<CasePage>> {
     let mut states = Vec::new();
-    for s in q
-        .state
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let st = CaseState::parse(s)
-            .ok_or_else(|| ApiError::bad_query("state", format!("unknown state {s:?}")))?;
+    for s in q.state.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let st = CaseState::parse(s).ok_or_else(|| ApiError::bad_query("state", format!("unknown state {s:?}")))?;
         states.push(st.as_str().to_owned());
     }
     let class_code = q
@@ -465,9 +379,7 @@ pub async fn act(
     Path((id, action)): Path<(i64, String)>,
     body: Bytes,
 ) -> ApiResult<Json<CaseOut>> {
-    let action = Action::parse(&action)
-        .filter(|a| *a != Action::Report)
-        .ok_or(ApiError::NotFound("action"))?;
+    let action = Action::parse(&action).filter(|a| *a != Action::Report).ok_or(ApiError::NotFound("action"))?;
     let input: ActionInput = if body.iter().all(u8::is_ascii_whitespace) {
         ActionInput::default()
     } else {
@@ -476,20 +388,12 @@ pub async fn act(
             if e.is_data() {
                 ApiError::invalid(crate::error::field_of(&msg), msg)
             } else {
-                ApiError::BadRequest {
-                    code: "malformed_json",
-                    field: Some("body".into()),
-                    detail: msg,
-                }
+                ApiError::BadRequest { code: "malformed_json", field: Some("body".into()), detail: msg }
             }
         })?
     };
     let step = Command::parse(action, input)?;
-    let case = app
-        .store
-        .get_case(id)
-        .await?
-        .ok_or(ApiError::NotFound("case"))?;
+    let case = app.store.get_case(id).await?.ok_or(ApiError::NotFound("case"))?;
     let tree = app.departments().await?;
     if !can_see(&auth, &case, &tree) && auth.role() == Role::Citizen {
         return Err(ApiError::NotFound("case"));
@@ -502,10 +406,7 @@ pub async fn act(
     if !step.photo_ids.is_empty() {
         require_photos(&app, &step.photo_ids).await?;
     }
-    if let Command::Void {
-        duplicate_of: Some(other),
-    } = step.command
-    {
+    if let Command::Void { duplicate_of: Some(other) } = step.command {
         if app.store.get_case(other).await?.is_none() {
             return Err(ApiError::invalid("duplicate_of", "no such case"));
         }
@@ -517,13 +418,7 @@ pub async fn act(
     let updated = app
         .store
         .act(id, |case| {
-            let ctx = Ctx {
-                now,
-                calendar: &calendar,
-                stages: &stages,
-                departments: &tree,
-                class: &class,
-            };
+            let ctx = Ctx { now, calendar: &calendar, stages: &stages, departments: &tree, class: &class };
             case::decide(case, &step, &actor, &ctx)
         })
         .await?;

@@ -45,11 +45,7 @@ pub async fn list(
         .filter(|c| q.major.as_deref().is_none_or(|m| c.major_code == m))
         .filter(|c| q.citizen.is_none_or(|v| c.citizen == v))
         .filter(|c| q.local.is_none_or(|v| c.local == v))
-        .filter(|c| {
-            needle
-                .as_deref()
-                .is_none_or(|n| c.name_zh.contains(n) || c.name_en.to_lowercase().contains(n))
-        })
+        .filter(|c| needle.as_deref().is_none_or(|n| c.name_zh.contains(n) || c.name_en.to_lowercase().contains(n)))
         .collect();
     Ok(Json(items))
 }
@@ -64,12 +60,7 @@ pub async fn get(
     _auth: Auth,
     Path((kind, code)): Path<(Kind, String)>,
 ) -> ApiResult<Json<ClassInfo>> {
-    Ok(Json(
-        app.store
-            .get_class(kind, &code)
-            .await?
-            .ok_or(ApiError::NotFound("class"))?,
-    ))
+    Ok(Json(app.store.get_class(kind, &code).await?.ok_or(ApiError::NotFound("class"))?))
 }
 
 /// The editable part of a class.
@@ -114,26 +105,14 @@ async fn validate(app: &AppState, e: &ClassEdit) -> ApiResult<()> {
         return Err(ApiError::invalid("name_en", "at most 200 characters"));
     }
     if let Some(code) = &e.department_code {
-        if !app
-            .store
-            .list_departments()
-            .await?
-            .iter()
-            .any(|d| &d.code == code)
-        {
-            return Err(ApiError::invalid(
-                "department_code",
-                format!("no department {code}"),
-            ));
+        if !app.store.list_departments().await?.iter().any(|d| &d.code == code) {
+            return Err(ApiError::invalid("department_code", format!("no department {code}")));
         }
     }
     for l in [&e.limits.urgent, &e.limits.important, &e.limits.ordinary] {
         for lim in [l.A, l.B, l.C] {
             if lim.amount == 0 || lim.amount > 100_000 {
-                return Err(ApiError::invalid(
-                    "limits",
-                    "every limit amount must be 1 to 100000",
-                ));
+                return Err(ApiError::invalid("limits", "every limit amount must be 1 to 100000"));
             }
         }
     }
@@ -165,16 +144,10 @@ pub async fn update(
     Json(edit): Json<ClassEdit>,
 ) -> ApiResult<Json<ClassInfo>> {
     auth.require(&[Role::Admin])?;
-    let mut class = app
-        .store
-        .get_class(kind, &code)
-        .await?
-        .ok_or(ApiError::NotFound("class"))?;
+    let mut class = app.store.get_class(kind, &code).await?.ok_or(ApiError::NotFound("class"))?;
     validate(&app, &edit).await?;
     apply(&mut class, edit);
-    app.store
-        .upsert_classes(std::slice::from_ref(&class))
-        .await?;
+    app.store.upsert_classes(std::slice::from_ref(&class)).await?;
     Ok(Json(class))
 }
 
@@ -194,16 +167,8 @@ pub async fn create(
         return Err(ApiError::invalid("major_name_zh", "1 to 100 characters"));
     }
     validate(&app, &new.edit).await?;
-    if app
-        .store
-        .get_class(new.kind, code.as_str())
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::conflict(
-            "exists",
-            format!("{} class {} exists", new.kind.as_str(), code),
-        ));
+    if app.store.get_class(new.kind, code.as_str()).await?.is_some() {
+        return Err(ApiError::conflict("exists", format!("{} class {} exists", new.kind.as_str(), code)));
     }
     let mut class = ClassInfo {
         kind: new.kind,
@@ -223,9 +188,7 @@ pub async fn create(
         code,
     };
     apply(&mut class, new.edit);
-    app.store
-        .upsert_classes(std::slice::from_ref(&class))
-        .await?;
+    app.store.upsert_classes(std::slice::from_ref(&class)).await?;
     Ok((StatusCode::CREATED, Json(class)))
 }
 
@@ -241,16 +204,9 @@ pub async fn delete(
     Path((kind, code)): Path<(Kind, String)>,
 ) -> ApiResult<StatusCode> {
     auth.require(&[Role::Admin])?;
-    let class = app
-        .store
-        .get_class(kind, &code)
-        .await?
-        .ok_or(ApiError::NotFound("class"))?;
+    let class = app.store.get_class(kind, &code).await?.ok_or(ApiError::NotFound("class"))?;
     if !class.local {
-        return Err(ApiError::conflict(
-            "national_class",
-            "national classes cannot be removed; set active to false",
-        ));
+        return Err(ApiError::conflict("national_class", "national classes cannot be removed; set active to false"));
     }
     app.store.delete_class(kind, &code).await?;
     Ok(StatusCode::NO_CONTENT)

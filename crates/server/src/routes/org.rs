@@ -34,27 +34,16 @@ pub async fn list_regions(
         .as_deref()
         .map(|p| RegionCode::parse(p).map_err(|e| ApiError::bad_query("parent", e.to_string())))
         .transpose()?;
-    Ok(Json(
-        app.store.list_regions(parent.as_ref(), q.level).await?,
-    ))
+    Ok(Json(app.store.list_regions(parent.as_ref(), q.level).await?))
 }
 
 /// One region.
 #[utoipa::path(get, path = "/api/v1/regions/{code}", tag = "organisation", security(("bearer" = [])),
     params(("code" = String, Path)),
     responses((status = 200, body = Region), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub async fn get_region(
-    State(app): State<AppState>,
-    _auth: Auth,
-    Path(code): Path<String>,
-) -> ApiResult<Json<Region>> {
+pub async fn get_region(State(app): State<AppState>, _auth: Auth, Path(code): Path<String>) -> ApiResult<Json<Region>> {
     let code = RegionCode::parse(&code).map_err(|_| ApiError::NotFound("region"))?;
-    Ok(Json(
-        app.store
-            .get_region(&code)
-            .await?
-            .ok_or(ApiError::NotFound("region"))?,
-    ))
+    Ok(Json(app.store.get_region(&code).await?.ok_or(ApiError::NotFound("region"))?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -81,11 +70,7 @@ pub async fn update_region(
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name", "1 to 100 characters"));
     }
-    Ok(Json(
-        app.store
-            .update_region(&code, name, e.area_class.as_str())
-            .await?,
-    ))
+    Ok(Json(app.store.update_region(&code, name, e.area_class.as_str()).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -118,20 +103,12 @@ pub async fn create_region(
     if code.level() == RegionLevel::City {
         return Err(ApiError::invalid("code", "the city exists already"));
     }
-    let parent = code
-        .parent()
-        .ok_or_else(|| ApiError::invalid("code", "no parent"))?;
+    let parent = code.parent().ok_or_else(|| ApiError::invalid("code", "no parent"))?;
     if app.store.get_region(&parent).await?.is_none() {
-        return Err(ApiError::invalid(
-            "code",
-            format!("parent region {parent} does not exist"),
-        ));
+        return Err(ApiError::invalid("code", format!("parent region {parent} does not exist")));
     }
     if app.store.get_region(&code).await?.is_some() {
-        return Err(ApiError::conflict(
-            "exists",
-            format!("region {code} exists"),
-        ));
+        return Err(ApiError::conflict("exists", format!("region {code} exists")));
     }
     let geometry = match (code.level(), n.geometry) {
         (RegionLevel::Grid, Some(g)) => {
@@ -142,37 +119,17 @@ pub async fn create_region(
             // Build a trial index with the new grid to validate the polygon and its overlaps.
             let mut all: Vec<_> = app.grids().grids().to_vec();
             all.extend(grids.iter().cloned());
-            citygrid_geo::GridIndex::new(all)
-                .map_err(|e| ApiError::invalid("geometry", e.to_string()))?;
-            let g = grids
-                .first()
-                .ok_or_else(|| ApiError::invalid("geometry", "empty"))?;
+            citygrid_geo::GridIndex::new(all).map_err(|e| ApiError::invalid("geometry", e.to_string()))?;
+            let g = grids.first().ok_or_else(|| ApiError::invalid("geometry", "empty"))?;
             Some(citygrid_geo::geojson::grid_to_feature(g).to_string())
         }
-        (RegionLevel::Grid, None) => {
-            return Err(ApiError::invalid(
-                "geometry",
-                "a unit grid needs its polygon",
-            ))
-        }
-        (_, Some(_)) => {
-            return Err(ApiError::invalid(
-                "geometry",
-                "only unit grids carry geometry here",
-            ))
-        }
+        (RegionLevel::Grid, None) => return Err(ApiError::invalid("geometry", "a unit grid needs its polygon")),
+        (_, Some(_)) => return Err(ApiError::invalid("geometry", "only unit grids carry geometry here")),
         (_, None) => None,
     };
-    let region = Region {
-        level: code.level(),
-        parent: Some(parent),
-        area_class: n.area_class.unwrap_or_default(),
-        name,
-        code,
-    };
-    app.store
-        .upsert_regions(&[(region.clone(), geometry)])
-        .await?;
+    let region =
+        Region { level: code.level(), parent: Some(parent), area_class: n.area_class.unwrap_or_default(), name, code };
+    app.store.upsert_regions(&[(region.clone(), geometry)]).await?;
     app.reload().await?;
     Ok((StatusCode::CREATED, Json(region)))
 }
@@ -180,10 +137,7 @@ pub async fn create_region(
 /// Departments (二级 city-level and their 三级 sub-units).
 #[utoipa::path(get, path = "/api/v1/departments", tag = "organisation", security(("bearer" = [])),
     responses((status = 200, body = Vec<Department>), (status = 401, body = Problem)))]
-pub async fn list_departments(
-    State(app): State<AppState>,
-    _auth: Auth,
-) -> ApiResult<Json<Vec<Department>>> {
+pub async fn list_departments(State(app): State<AppState>, _auth: Auth) -> ApiResult<Json<Vec<Department>>> {
     Ok(Json(app.store.list_departments().await?))
 }
 
@@ -196,12 +150,7 @@ pub async fn get_department(
     _auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Department>> {
-    Ok(Json(
-        app.store
-            .get_department(id)
-            .await?
-            .ok_or(ApiError::NotFound("department"))?,
-    ))
+    Ok(Json(app.store.get_department(id).await?.ok_or(ApiError::NotFound("department"))?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -222,16 +171,9 @@ pub struct DepartmentEdit {
 }
 
 fn valid_department(code: &str, name: &str) -> ApiResult<()> {
-    if code.is_empty()
-        || code.len() > 32
-        || !code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(ApiError::invalid(
-            "code",
-            "1 to 32 letters, digits, '-' or '_'",
-        ));
+        return Err(ApiError::invalid("code", "1 to 32 letters, digits, '-' or '_'"));
     }
     if name.trim().is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name", "1 to 100 characters"));
@@ -253,22 +195,13 @@ pub async fn create_department(
     if let Some(p) = n.parent_id {
         match app.store.get_department(p).await? {
             None => return Err(ApiError::invalid("parent_id", "no such department")),
-            Some(d) if d.tier != 2 => {
-                return Err(ApiError::invalid(
-                    "parent_id",
-                    "a sub-unit cannot have sub-units",
-                ))
-            }
+            Some(d) if d.tier != 2 => return Err(ApiError::invalid("parent_id", "a sub-unit cannot have sub-units")),
             Some(_) => {}
         }
     }
     let d = app
         .store
-        .create_department(&NewDepartment {
-            code: n.code,
-            name: n.name.trim().to_owned(),
-            parent_id: n.parent_id,
-        })
+        .create_department(&NewDepartment { code: n.code, name: n.name.trim().to_owned(), parent_id: n.parent_id })
         .await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
@@ -287,11 +220,7 @@ pub async fn update_department(
 ) -> ApiResult<Json<Department>> {
     auth.require(&[Role::Admin])?;
     valid_department(&e.code, &e.name)?;
-    Ok(Json(
-        app.store
-            .update_department(id, &e.code, e.name.trim())
-            .await?,
-    ))
+    Ok(Json(app.store.update_department(id, &e.code, e.name.trim()).await?))
 }
 
 /// Remove a department that has no sub-units, users or cases (administrators).
@@ -299,11 +228,7 @@ pub async fn update_department(
     params(("id" = i64, Path)),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn delete_department(
-    State(app): State<AppState>,
-    auth: Auth,
-    Path(id): Path<i64>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_department(State(app): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     auth.require(&[Role::Admin])?;
     app.store.delete_department(id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -314,14 +239,7 @@ pub async fn delete_department(
     responses((status = 200, body = Vec<UserOut>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list_users(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<UserOut>>> {
     auth.require(&[Role::Admin])?;
-    Ok(Json(
-        app.store
-            .list_users()
-            .await?
-            .into_iter()
-            .map(UserOut::from)
-            .collect(),
-    ))
+    Ok(Json(app.store.list_users().await?.into_iter().map(UserOut::from).collect()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -340,23 +258,14 @@ pub struct UserNew {
 pub async fn validate_user(app: &AppState, u: &UserNew) -> ApiResult<()> {
     if u.username.is_empty()
         || u.username.len() > 64
-        || !u
-            .username
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+        || !u.username.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
     {
-        return Err(ApiError::invalid(
-            "username",
-            "1 to 64 letters, digits or - _ . @",
-        ));
+        return Err(ApiError::invalid("username", "1 to 64 letters, digits or - _ . @"));
     }
     if u.password.chars().count() < 4 || u.password.len() > 1000 {
         return Err(ApiError::invalid("password", "4 to 1000 characters"));
     }
-    if u.display_name
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 100)
-    {
+    if u.display_name.as_ref().is_some_and(|d| d.chars().count() > 100) {
         return Err(ApiError::invalid("display_name", "at most 100 characters"));
     }
     if u.role.scope_kind() != u.scope.kind() {
@@ -365,22 +274,14 @@ pub async fn validate_user(app: &AppState, u: &UserNew) -> ApiResult<()> {
             ScopeKind::Department => "a department scope",
             ScopeKind::Own => "the own scope",
         };
-        return Err(ApiError::invalid(
-            "scope",
-            format!("a {} needs {want}", u.role.as_str()),
-        ));
+        return Err(ApiError::invalid("scope", format!("a {} needs {want}", u.role.as_str())));
     }
     match &u.scope {
         Scope::Region { code } if app.store.get_region(code).await?.is_none() => {
             Err(ApiError::invalid("scope", format!("no region {code}")))
         }
-        Scope::Department { department_id }
-            if app.store.get_department(*department_id).await?.is_none() =>
-        {
-            Err(ApiError::invalid(
-                "scope",
-                format!("no department {department_id}"),
-            ))
+        Scope::Department { department_id } if app.store.get_department(*department_id).await?.is_none() => {
+            Err(ApiError::invalid("scope", format!("no department {department_id}")))
         }
         _ => Ok(()),
     }

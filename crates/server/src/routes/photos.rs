@@ -37,19 +37,14 @@ pub fn strip_metadata(content_type: &str, bytes: &[u8]) -> Option<Vec<u8>> {
         "image/jpeg" => {
             let mut img = img_parts::jpeg::Jpeg::from_bytes(input).ok()?;
             // APP1 carries EXIF and XMP, APP13 Photoshop IPTC: all can hold a position.
-            img.segments_mut().retain(|s| {
-                !matches!(
-                    s.marker(),
-                    img_parts::jpeg::markers::APP1 | img_parts::jpeg::markers::APP13
-                )
-            });
+            img.segments_mut()
+                .retain(|s| !matches!(s.marker(), img_parts::jpeg::markers::APP1 | img_parts::jpeg::markers::APP13));
             img.encoder().bytes()
         }
         "image/png" => {
             let mut img = img_parts::png::Png::from_bytes(input).ok()?;
             img.set_exif(None);
-            img.chunks_mut()
-                .retain(|c| !matches!(&c.kind(), b"eXIf" | b"iTXt" | b"tEXt" | b"zTXt"));
+            img.chunks_mut().retain(|c| !matches!(&c.kind(), b"eXIf" | b"iTXt" | b"tEXt" | b"zTXt"));
             img.encoder().bytes()
         }
         "image/webp" => {
@@ -93,44 +88,27 @@ pub async fn upload(
     let limit = app.settings.max_photo_bytes;
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge {
-                detail: format!("a photo may be at most {limit} bytes"),
-            }
+            ApiError::TooLarge { detail: format!("a photo may be at most {limit} bytes") }
         } else {
-            ApiError::BadRequest {
-                code: "bad_multipart",
-                field: Some("file".into()),
-                detail: e.body_text(),
-            }
+            ApiError::BadRequest { code: "bad_multipart", field: Some("file".into()), detail: e.body_text() }
         }
     };
-    let field = form
-        .next_field()
-        .await
-        .map_err(bad)?
-        .ok_or_else(|| ApiError::invalid("file", "no file part"))?;
+    let field = form.next_field().await.map_err(bad)?.ok_or_else(|| ApiError::invalid("file", "no file part"))?;
     let bytes = field.bytes().await.map_err(bad)?;
     if bytes.len() > limit {
-        return Err(ApiError::TooLarge {
-            detail: format!("a photo may be at most {limit} bytes"),
-        });
+        return Err(ApiError::TooLarge { detail: format!("a photo may be at most {limit} bytes") });
     }
     if bytes.is_empty() {
         return Err(ApiError::invalid("file", "empty file"));
     }
-    let content_type = sniff(&bytes).ok_or_else(|| ApiError::UnsupportedMedia {
-        detail: "only JPEG, PNG and WebP photos are accepted".into(),
-    })?;
+    let content_type = sniff(&bytes)
+        .ok_or_else(|| ApiError::UnsupportedMedia { detail: "only JPEG, PNG and WebP photos are accepted".into() })?;
     let check = bytes.clone();
-    let parses =
-        tokio::task::spawn_blocking(move || strip_metadata(content_type, &check).is_some())
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let parses = tokio::task::spawn_blocking(move || strip_metadata(content_type, &check).is_some())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     if !parses {
-        return Err(ApiError::invalid(
-            "file",
-            format!("not a readable {content_type} file"),
-        ));
+        return Err(ApiError::invalid("file", format!("not a readable {content_type} file")));
     }
     let id = hex::encode(Sha256::digest(&bytes));
     let size = bytes.len();
@@ -143,14 +121,7 @@ pub async fn upload(
             created_at: app.now(),
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(PhotoOut {
-            id,
-            content_type: content_type.to_owned(),
-            size,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(PhotoOut { id, content_type: content_type.to_owned(), size })))
 }
 
 /// Download a photo, without metadata. Citizens see only their own uploads.
@@ -158,19 +129,11 @@ pub async fn upload(
     params(("id" = String, Path, description = "Photo id (SHA-256)")),
     responses((status = 200, content_type = "image/jpeg", body = Vec<u8>), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub async fn download(
-    State(app): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
+pub async fn download(State(app): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
     if !citygrid_core::case::is_photo_id(&id) {
         return Err(ApiError::NotFound("photo"));
     }
-    let photo = app
-        .store
-        .get_photo(&id)
-        .await?
-        .ok_or(ApiError::NotFound("photo"))?;
+    let photo = app.store.get_photo(&id).await?.ok_or(ApiError::NotFound("photo"))?;
     if auth.role() == Role::Citizen && photo.uploaded_by != auth.user.id {
         return Err(ApiError::NotFound("photo"));
     }
@@ -184,9 +147,6 @@ pub async fn download(
     if let Ok(v) = HeaderValue::from_str(&photo.content_type) {
         headers.insert(header::CONTENT_TYPE, v);
     }
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
     Ok(res)
 }
