@@ -32,7 +32,8 @@ pub use state::{AppState, Clock, Settings};
         (name = "auth", description = "Sign in and out"),
         (name = "photos", description = "Photo upload and download"),
         (name = "catalogue", description = "Component and event classes"),
-        (name = "organisation", description = "Regions, departments, users"))
+        (name = "organisation", description = "Regions, departments, users"),
+        (name = "settings", description = "Stage limits and the working calendar"))
 )]
 struct ApiDoc;
 
@@ -49,7 +50,7 @@ impl Modify for BearerAuth {
 }
 
 fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{cases, catalogue, org, photos};
+    use routes::{cases, catalogue, org, photos, settings};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::sign_in, auth::sign_out))
         .routes(routes!(auth::me))
@@ -61,10 +62,13 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalogue::list, catalogue::create))
         .routes(routes!(catalogue::get, catalogue::update, catalogue::delete))
         .routes(routes!(org::list_regions, org::create_region))
-        .routes(routes!(org::get_region, org::update_region))
         .routes(routes!(org::list_departments, org::create_department))
         .routes(routes!(org::get_department, org::update_department, org::delete_department))
         .routes(routes!(org::list_users, org::create_user))
+        .routes(routes!(org::get_region, org::update_region, org::delete_region))
+        .routes(routes!(settings::get_stage_limits, settings::put_stage_limits))
+        .routes(routes!(settings::get_calendar))
+        .routes(routes!(settings::put_calendar_year))
         .split_for_parts()
 }
 

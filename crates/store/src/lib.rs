@@ -387,6 +387,29 @@ impl Store {
         self.get_region(code).await?.ok_or(StoreError::NotFound)
     }
 
+    /// Delete a region nothing refers to: no sub-regions, cases or users scoped to it.
+    pub async fn delete_region(&self, code: &RegionCode) -> Result<()> {
+        let in_use = "SELECT (SELECT COUNT(*) FROM regions WHERE parent = $1) \
+                      + (SELECT COUNT(*) FROM cases WHERE grid_code LIKE $2) \
+                      + (SELECT COUNT(*) FROM users WHERE scope LIKE $3)";
+        let prefix = format!("{}%", code.as_str());
+        let scoped = format!("%\"code\":\"{}\"%", code.as_str());
+        let del = "DELETE FROM regions WHERE code = $1";
+        both!(self, |w, _r, _f| {
+            let mut tx = w.begin().await?;
+            let n: i64 =
+                sqlx::query_scalar(in_use).bind(code.as_str()).bind(&prefix).bind(&scoped).fetch_one(&mut *tx).await?;
+            if n > 0 {
+                return Err(StoreError::Conflict("region is in use by sub-regions, cases or users".into()));
+            }
+            if sqlx::query(del).bind(code.as_str()).execute(&mut *tx).await?.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     // ---- departments ---------------------------------------------------------------------
 
     pub async fn list_departments(&self) -> Result<Vec<Department>> {

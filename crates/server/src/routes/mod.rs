@@ -4,3 +4,4 @@ pub mod cases;
 pub mod catalogue;
 pub mod org;
 pub mod photos;
+pub mod settings;

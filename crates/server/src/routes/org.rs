@@ -323,3 +323,19 @@ pub async fn add_user(app: &AppState, u: UserNew) -> ApiResult<UserOut> {
         .await?;
     Ok(user.into())
 }
+
+/// Remove a region that has no sub-regions, cases or users scoped to it (administrators).
+#[utoipa::path(delete, path = "/api/v1/regions/{code}", tag = "organisation", security(("bearer" = [])),
+    params(("code" = String, Path)),
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn delete_region(State(app): State<AppState>, auth: Auth, Path(code): Path<String>) -> ApiResult<StatusCode> {
+    auth.require(&[Role::Admin])?;
+    let code = RegionCode::parse(&code).map_err(|_| ApiError::NotFound("region"))?;
+    if code.level() == RegionLevel::City {
+        return Err(ApiError::conflict("in_use", "the city itself cannot be removed"));
+    }
+    app.store.delete_region(&code).await?;
+    app.reload().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
