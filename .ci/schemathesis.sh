@@ -100,7 +100,8 @@ st_pass() {
     shift 2
     log "schemathesis pass: $name"
     local status=0
-    "$VENV/bin/st" run "$BASE/api/v1/openapi.json" \
+    # From the scratch directory: Schemathesis keeps a crash cache (.schemathesis/) in its cwd.
+    (cd "$WORK" && "$VENV/bin/st" run "$BASE/api/v1/openapi.json" \
         --header "Authorization: Bearer $tok" \
         --checks "$CHECKS" \
         --max-examples "$MAX_EXAMPLES" \
@@ -110,15 +111,19 @@ st_pass() {
         --generation-database none \
         "${seed_args[@]}" \
         --report junit --report-junit-path "$REPORT_DIR/$name.xml" \
-        "$@" || status=$?
+        "$@") || status=$?
     if ((status != 0)); then
         failed+=("$name (exit $status)")
     fi
 }
 
-st_pass admin "$(token admin)" --exclude-name 'DELETE /api/v1/auth/token'
-st_pass collector "$(token collector)" --exclude-name 'DELETE /api/v1/auth/token'
-st_pass sign-out "$(token admin)" --include-name 'DELETE /api/v1/auth/token'
+# Tokens in plain assignments, so that a failed sign-in stops the script (set -e).
+admin_token=$(token admin)
+st_pass admin "$admin_token" --exclude-name 'DELETE /api/v1/auth/token'
+collector_token=$(token collector)
+st_pass collector "$collector_token" --exclude-name 'DELETE /api/v1/auth/token'
+sign_out_token=$(token admin)
+st_pass sign-out "$sign_out_token" --include-name 'DELETE /api/v1/auth/token'
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     log "the server died during the run:"

@@ -8,7 +8,8 @@
 #   scripts/pg.sh stop "$PG_TEST_DIR"
 #
 # PostgreSQL refuses to run as root, so as root the cluster runs as an unprivileged OS user:
-# `postgres` if it exists, else a `citygrid-pg` system user created here, else `nobody`.
+# `postgres` if it exists, else a `citygrid-pg` system user created here, else `nobody`
+# (or the user named by CITYGRID_PG_USER).
 
 # Where the server binaries are: PATH first, then Debian's versioned directories.
 pg_find_bin() {
@@ -27,13 +28,13 @@ pg_find_bin() {
     return 1
 }
 
-# The OS user the cluster runs as.
+# The OS user the cluster runs as (CITYGRID_PG_USER overrides the choice).
 pg_pick_user() {
-    if [[ $(id -u) -ne 0 ]]; then
+    if [[ -n "${CITYGRID_PG_USER:-}" ]]; then
+        echo "$CITYGRID_PG_USER"
+    elif [[ $(id -u) -ne 0 ]]; then
         id -un
-        return 0
-    fi
-    if id postgres >/dev/null 2>&1; then
+    elif id postgres >/dev/null 2>&1; then
         echo postgres
     elif id citygrid-pg >/dev/null 2>&1; then
         echo citygrid-pg
@@ -68,11 +69,11 @@ pg_start() {
     pg_ctl=$(pg_find_bin pg_ctl) || return 1
     postgres_bin=$(pg_find_bin postgres) || return 1
     PG_TEST_USER=$(pg_pick_user)
-    PG_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/citygrid-pg.XXXXXX")
+    PG_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/citygrid-pg.XXXXXX") || return 1
     export PG_TEST_DIR PG_TEST_USER
-    chmod 0755 "$PG_TEST_DIR"
-    mkdir -p "$PG_TEST_DIR/data" "$PG_TEST_DIR/run"
-    chown -R "$PG_TEST_USER" "$PG_TEST_DIR"
+    chmod 0755 "$PG_TEST_DIR" || return 1
+    mkdir -p "$PG_TEST_DIR/data" "$PG_TEST_DIR/run" || return 1
+    chown -R "$PG_TEST_USER" "$PG_TEST_DIR" || return 1
     # The unprivileged user must be able to reach the directory through its parents.
     if ! pg_as_user test -w "$PG_TEST_DIR/data"; then
         echo "pg.sh: $PG_TEST_USER cannot write $PG_TEST_DIR (is a parent directory private?)" >&2

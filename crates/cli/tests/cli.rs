@@ -76,7 +76,13 @@ impl Server {
             let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
             match server.wait_healthy() {
                 Ok(()) => return server,
-                Err(e) => last_log = format!("{e}\n{}", server.log_text()),
+                Err(e) => {
+                    last_log = format!("{e}\n{}", server.log_text());
+                    // Only a lost race for the port is worth another try.
+                    if !last_log.contains("binding") {
+                        break;
+                    }
+                }
             }
         }
         panic!("citygrid {subcommand} did not become healthy:\n{last_log}");

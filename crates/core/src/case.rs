@@ -377,7 +377,7 @@ pub struct Case {
 impl Case {
     /// Overdue: open, not suspended, and past the current stage's deadline.
     pub fn is_overdue(&self, now: Timestamp) -> bool {
-        !self.state.is_final() && self.deadline.is_some_and(|d| d < now)
+        !self.state.is_final() && self.state != State::Suspended && self.deadline.is_some_and(|d| d < now)
     }
 }
 
@@ -907,10 +907,19 @@ pub fn decide(case: &Case, step: &Step, actor: &Actor, ctx: &Ctx) -> Result<Even
             // Suspended time does not count: both deadlines move by the working time the case
             // spent suspended, so an overdue case stays exactly as overdue as it was.
             let since = case.suspended_at.unwrap_or(now);
-            let paused = cal.working_millis_between(since, now);
             to_state = State::Dispatched;
-            deadline = case.deadline.map(|d| cal.add_working_millis(d, paused));
-            case_deadline = case.case_deadline.map(|d| cal.add_working_millis(d, paused));
+            if case.disposal_limit.is_some_and(|l| l.is_natural()) {
+                // A natural-time limit keeps running at night and on holidays, so the pause
+                // is measured the same way.
+                let paused = jiff::SignedDuration::from_millis((now.as_millisecond() - since.as_millisecond()).max(0));
+                deadline = case.deadline.and_then(|d| d.checked_add(paused).ok());
+                let working = cal.working_millis_between(since, now);
+                case_deadline = case.case_deadline.map(|d| cal.add_working_millis(d, working));
+            } else {
+                let paused = cal.working_millis_between(since, now);
+                deadline = case.deadline.map(|d| cal.add_working_millis(d, paused));
+                case_deadline = case.case_deadline.map(|d| cal.add_working_millis(d, paused));
+            }
             Change::Resume
         }
         Command::Dispose => {
@@ -993,7 +1002,7 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
             else {
                 return None;
             };
-            if e.seq != 1 {
+            if e.seq != 1 || e.from_state.is_some() {
                 return None;
             }
             return Some(Case {

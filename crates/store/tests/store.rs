@@ -647,6 +647,41 @@ async fn update_region_refuses_invalid_area_class(db: Db) {
     assert!(s.list_regions(None, None).await.is_ok(), "the region list is readable after the refusal");
 }
 
+/// A region is deleted only when nothing refers to it: no sub-regions, cases or users.
+async fn regions_delete_only_unused(db: Db) {
+    let w = world(&db).await;
+    let s = &db.store;
+    create(&db, &w, t0(), &Spec::garbage(G1)).await;
+    let scoped = NewUser {
+        username: "g3-collector".into(),
+        display_name: "网格员".into(),
+        password_hash: "h".into(),
+        role: Role::Collector,
+        scope: Scope::Region { code: code(G3) },
+    };
+    s.create_user(&scoped, t0()).await.unwrap();
+    let before = s.table_counts().await.unwrap();
+    // Sub-regions, a case in the grid or below, a user scoped to it: refused, nothing written.
+    for c in [CITY, DISTRICT_A, COMMUNITY_A, G1, G3] {
+        let r = s.delete_region(&code(c)).await;
+        assert!(matches!(r, Err(StoreError::Conflict(_))), "delete {c}: {r:?}");
+    }
+    assert_eq!(s.table_counts().await.unwrap(), before);
+    // An unused grid goes; then its parent, once empty, can go too.
+    s.delete_region(&code(G2)).await.unwrap();
+    assert_eq!(s.get_region(&code(G2)).await.unwrap(), None);
+    assert!(matches!(s.delete_region(&code(G2)).await, Err(StoreError::NotFound)));
+    let extra = [
+        (region("320303002", "黄山街道", AreaClass::B), None),
+        (region("320303002001", "黄山社区", AreaClass::B), None),
+    ];
+    s.upsert_regions(&extra).await.unwrap();
+    assert!(matches!(s.delete_region(&code("320303002")).await, Err(StoreError::Conflict(_))));
+    s.delete_region(&code("320303002001")).await.unwrap();
+    s.delete_region(&code("320303002")).await.unwrap();
+    assert!(matches!(s.delete_region(&code("320399")).await, Err(StoreError::NotFound)));
+}
+
 // ---- departments ----------------------------------------------------------------------------------
 
 async fn departments_create_tier_update_delete(db: Db) {
@@ -1552,6 +1587,7 @@ conformance!(
     bench_raw_insert_appends,
     regions_upsert_list_filter,
     regions_parent_must_exist,
+    regions_delete_only_unused,
     #[ignore = "bug: Store::update_region writes any area_class text and commits before reading it back; 'Z' is stored, the call returns Corrupt and every later get_region/list_regions fails"]
     update_region_refuses_invalid_area_class,
     departments_create_tier_update_delete,

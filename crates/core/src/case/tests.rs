@@ -12,7 +12,7 @@
 
 use super::*;
 use crate::calendar::LimitUnit;
-use crate::catalogue::national;
+use crate::catalogue::{national, AreaLimits, DisposalLimits};
 use crate::org::Department;
 use jiff::SignedDuration;
 use proptest::prelude::*;
@@ -826,24 +826,58 @@ fn a_late_approved_extension_counts_from_the_old_deadline() {
     let e = run.act(&dispatcher(), "2026-10-08 14:00", Action::ApproveExtension, no_input());
     assert!(!e.late);
     assert_at(&run.case, State::Dispatched, Some("2026-10-08 14:00"), Some("2026-10-08 15:30"));
+    assert!(!run.case.is_overdue(bj("2026-10-08 14:00")));
     // A natural-time extension: 24 h from 14:00 Oct 8 → 14:00 Oct 9.
     run.act(&handler(1), "2026-10-08 14:10", Action::RequestExtension, extension(Limit::natural_hours(24)));
     run.act(&dispatcher(), "2026-10-08 14:20", Action::ApproveExtension, no_input());
     assert_eq!(run.case.deadline, Some(bj("2026-10-09 14:00")));
     assert_eq!(run.case.extension_count, 2);
+
+    // Approved even later, the new deadline is already past when it is set (current behaviour,
+    // consistent with "an overdue case stays as overdue"; see the report): dispatched 09:30,
+    // deadline 11:30, 1 h asked at 11:00, approved Fri Oct 9 09:00 → deadline Oct 8 14:00.
+    let mut run = dispatched_at_0930();
+    run.act(&handler(1), "2026-10-08 11:00", Action::RequestExtension, extension(Limit::working_hours(1)));
+    run.act(&dispatcher(), "2026-10-09 09:00", Action::ApproveExtension, no_input());
+    assert_eq!(run.case.deadline, Some(bj("2026-10-08 14:00")));
+    assert!(run.case.is_overdue(bj("2026-10-09 09:00")));
 }
 
 /// `Case::is_overdue` says "open, not suspended, and past the current stage's deadline", and the
 /// `deadline` field says "none ... while suspended"; but `decide` keeps the disposal deadline on
 /// `approve_suspension` (it needs it to resume) and `is_overdue` does not look at the state.
 #[test]
-#[ignore = "bug: Case::is_overdue is true for a suspended case past its (kept) deadline, contrary to its doc"]
 fn a_suspended_case_is_never_overdue() {
     let mut run = dispatched_at_0930();
     run.act(&handler(1), "2026-10-08 10:00", Action::RequestSuspension, with_note("x"));
     run.act(&leader(), "2026-10-08 10:30", Action::ApproveSuspension, no_input());
     assert_eq!(run.case.state, State::Suspended);
     assert!(!run.case.is_overdue(bj("2026-10-09 09:00")));
+}
+
+#[test]
+fn resume_moves_a_natural_time_deadline_by_natural_time() {
+    // A city that sets ordinary disposal of 06010 to 2 natural hours (DOMAIN.md: "for some
+    // stages natural time"). Dispatched Thu Oct 8 16:00 → deadline 18:00 (wall clock).
+    let w = world();
+    let mut class = w.class.clone();
+    let two_hours = AreaLimits { A: Limit::natural_hours(2), B: Limit::natural_hours(2), C: Limit::natural_hours(2) };
+    class.limits = DisposalLimits { urgent: two_hours, important: two_hours, ordinary: two_hours };
+    let ctx = |now: &str| Ctx { class: &class, ..w.ctx(bj(now)) };
+    let mut case = case_in(State::Filed).case;
+    let fold = |case: &mut Case, action: Action, input: ActionInput, actor: &Actor, now: &str| {
+        let step = Command::parse(action, input).expect("valid");
+        let e = decide(case, &step, actor, &ctx(now)).expect("decided");
+        *case = project(Some(case.clone()), ID, &e).expect("projects");
+    };
+    fold(&mut case, Action::Dispatch, to_department(1), &dispatcher(), "2026-10-08 16:00");
+    assert_eq!(case.deadline, Some(bj("2026-10-08 18:00")));
+    fold(&mut case, Action::RequestSuspension, with_note("x"), &handler(1), "2026-10-08 16:10");
+    fold(&mut case, Action::ApproveSuspension, no_input(), &leader(), "2026-10-08 16:30");
+    // Suspended 16:30–17:00: 30 minutes, of wall-clock and of working time alike. The 90
+    // minutes left at 16:30 are left at 17:00: the deadline is 18:30.
+    fold(&mut case, Action::Resume, no_input(), &leader(), "2026-10-08 17:00");
+    assert_eq!(case.deadline, Some(bj("2026-10-08 18:30")));
 }
 
 // --- 4. refusals --------------------------------------------------------------------------
@@ -1199,6 +1233,13 @@ fn project_refuses_events_out_of_order() {
     // Seq gap, repeated seq, wrong from_state, wrong id.
     assert_eq!(project(Some(after(1)), ID, &ev[2]), None);
     assert_eq!(project(Some(after(2)), ID, &ev[1]), None);
+    // The same, with a from_state that matches: only the seq is wrong.
+    let mut gap = ev[1].clone();
+    gap.seq = 3;
+    assert_eq!(project(Some(after(1)), ID, &gap), None);
+    let mut stale = ev[2].clone();
+    stale.seq = 2;
+    assert_eq!(project(Some(after(2)), ID, &stale), None);
     let mut wrong_from = ev[2].clone();
     wrong_from.from_state = Some(State::Reported);
     assert_eq!(project(Some(after(2)), ID, &wrong_from), None);
@@ -1223,7 +1264,6 @@ fn project_refuses_events_out_of_order() {
 }
 
 #[test]
-#[ignore = "bug: project(None, ..) accepts a report event whose from_state is Some (not a valid first event)"]
 fn project_refuses_a_report_with_a_from_state() {
     let run = case_in(State::Reported);
     let mut e = run.events[0].clone();
@@ -1395,7 +1435,9 @@ struct Move {
     /// The department of a handler; 0 for the one holding the case (HW if none).
     handler_department: i64,
     input: ActionInput,
-    advance_minutes: i64,
+    /// Time since the previous move: whole minutes mostly, sometimes an odd number of
+    /// nanoseconds (the calendar works in whole milliseconds).
+    advance: SignedDuration,
 }
 
 fn any_input() -> impl Strategy<Value = ActionInput> {
@@ -1451,16 +1493,20 @@ fn any_move() -> impl Strategy<Value = Move> {
         0usize..1000,
         prop_oneof![4 => Just(0i64), 2 => Just(1), 1 => Just(2), 1 => Just(3)],
         any_input(),
-        prop_oneof![4 => 0i64..120, 1 => 0i64..(4 * 24 * 60)],
+        prop_oneof![
+            8 => (0i64..120).prop_map(SignedDuration::from_mins),
+            2 => (0i64..(4 * 24 * 60)).prop_map(SignedDuration::from_mins),
+            1 => (0i64..600_000_000_000).prop_map(SignedDuration::from_nanos),
+        ],
     )
-        .prop_map(|(follow, pick, right_role, role, handler_department, input, advance_minutes)| Move {
+        .prop_map(|(follow, pick, right_role, role, handler_department, input, advance)| Move {
             follow,
             pick,
             right_role,
             role,
             handler_department,
             input,
-            advance_minutes,
+            advance,
         })
 }
 
@@ -1558,7 +1604,7 @@ fn random_walk(start: Start, moves: Vec<Move>) -> Result<Vec<Event>, TestCaseErr
     check_case(&case, &events)?;
 
     for m in moves {
-        now = plus_min(now, m.advance_minutes);
+        now += m.advance;
         let enabled: Vec<Action> = decided_actions().filter(|a| a.from_states().contains(&case.state)).collect();
         // (a) from a final state, nothing is enabled and every attempt is refused.
         prop_assert_eq!(enabled.is_empty(), case.state.is_final());

@@ -127,7 +127,9 @@ pub async fn upload(
 /// Download a photo, without metadata. Citizens see only their own uploads.
 #[utoipa::path(get, path = "/api/v1/photos/{id}", tag = "photos", security(("bearer" = [])),
     params(("id" = String, Path, description = "Photo id (SHA-256)")),
-    responses((status = 200, content_type = "image/jpeg", body = Vec<u8>), (status = 400, body = Problem),
+    responses((status = 200, description = "The photo, metadata removed",
+            content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
+        (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn download(State(app): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
     if !citygrid_core::case::is_photo_id(&id) {

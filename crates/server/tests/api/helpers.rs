@@ -119,8 +119,32 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub store: Store,
-    pub backend: &'static str,
     _dir: Option<tempfile::TempDir>,
+    /// PostgreSQL: (base URL, schema), dropped when the test passes.
+    pg_schema: Option<(String, String)>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let Some((base, schema)) = self.pg_schema.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            eprintln!("kept PostgreSQL schema {schema} of the failed test for inspection");
+            return;
+        }
+        // Drop is synchronous: do the clean-up on a thread with a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            use citygrid_store::sqlx::{self, Connection};
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&base).await.ok()?;
+                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn).await.ok()?;
+                conn.close().await.ok()
+            })
+        });
+        let _ = cleanup.join();
+    }
 }
 
 /// The demo city on a fresh database, the clock at 2026-09-28 09:00 (a Monday), default settings.
@@ -128,13 +152,21 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, Settings::default()).await
 }
 
+/// Settings whose tokens outlive tests that move the clock by days.
+pub fn long_tokens() -> Settings {
+    Settings { token_ttl: jiff::SignedDuration::from_hours(24 * 60), ..Settings::default() }
+}
+
 pub async fn spawn_app_with(backend: Backend, settings: Settings) -> TestApp {
-    let (url, dir) = match &backend {
+    let (url, dir, pg_schema) = match &backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
-            (format!("sqlite:{}", dir.path().join("t.db").display()), Some(dir))
+            (format!("sqlite:{}", dir.path().join("t.db").display()), Some(dir), None)
         }
-        Backend::Postgres(base) => (fresh_pg_schema(base).await, None),
+        Backend::Postgres(base) => {
+            let (url, schema) = fresh_pg_schema(base).await;
+            (url, None, Some((base.clone(), schema)))
+        }
     };
     let store = Store::connect(&url).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
     // Migrations first: `AppState::load` reads settings and grids from the tables.
@@ -142,7 +174,9 @@ pub async fn spawn_app_with(backend: Backend, settings: Settings) -> TestApp {
     let state =
         AppState::load(store.clone(), Clock::manual(bj("2026-09-28 09:00")), settings).await.expect("load state");
     bootstrap::load_demo(&state).await.expect("demo city");
-    TestApp { router: citygrid_server::app(state.clone()), state, backend: store.backend(), store, _dir: dir }
+    let expected = if matches!(backend, Backend::Sqlite) { "sqlite" } else { "postgres" };
+    assert_eq!(store.backend(), expected);
+    TestApp { router: citygrid_server::app(state.clone()), state, store, _dir: dir, pg_schema }
 }
 
 async fn send(router: Router, req: Request<Body>) -> Resp {
@@ -153,9 +187,10 @@ async fn send(router: Router, req: Request<Body>) -> Resp {
     Resp { status, headers, body }
 }
 
-/// Create schema `t_<random>` in the database at `base` and return a URL whose connections use
-/// it as their search path (sqlx 0.8 passes `options` to the server as startup options).
-async fn fresh_pg_schema(base: &str) -> String {
+/// Create schema `t_<random>` in the database at `base` and return it with a URL whose
+/// connections use it as their search path (sqlx 0.8 passes `options` to the server as startup
+/// options: `-csearch_path=t_...`).
+async fn fresh_pg_schema(base: &str) -> (String, String) {
     use citygrid_store::sqlx::{self, Connection};
     use rand::Rng;
     let schema = format!("t_{:016x}", rand::thread_rng().gen::<u64>());
@@ -163,7 +198,7 @@ async fn fresh_pg_schema(base: &str) -> String {
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.expect("create schema");
     conn.close().await.expect("close");
     let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-csearch_path%3D{schema}")
+    (format!("{base}{sep}options=-csearch_path%3D{schema}"), schema)
 }
 
 impl TestApp {
@@ -280,6 +315,15 @@ impl TestApp {
 
     pub async fn count(&self, table: &str) -> i64 {
         self.counts().await.into_iter().find(|(t, _)| t == table).map(|(_, n)| n).expect("table")
+    }
+
+    /// Every case replays from its log to exactly its stored row.
+    pub async fn assert_replays(&self) {
+        for id in self.store.case_ids().await.expect("case ids") {
+            let events = self.store.case_events(id).await.expect("events");
+            let stored = self.store.get_case(id).await.expect("case").expect("case row");
+            assert_eq!(citygrid_core::case::replay(id, &events), Some(stored), "case {id} replays to its row");
+        }
     }
 
     /// Report a case and return its JSON (asserting 201).

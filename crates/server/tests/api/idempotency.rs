@@ -90,9 +90,24 @@ async fn concurrent_retries_create_one_case(backend: Backend) {
     assert_eq!(ids.len(), 1, "every retry answers with the same case");
     assert_eq!(answers.iter().filter(|r| r.header("idempotent-replayed").is_none()).count(), 1);
     assert_eq!(app.count("cases").await, 1);
+    app.assert_replays().await;
+}
+
+async fn concurrent_reports_get_distinct_numbers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let collector = app.sign_in("collector").await;
+    let tries: Vec<_> = (0..12).map(|_| app.spawn_post_json(&collector, "/api/v1/cases", &garbage(), &[])).collect();
+    let mut numbers = std::collections::BTreeSet::new();
+    for t in tries {
+        numbers.insert(t.await.unwrap().ok(201)["number"].as_str().unwrap().to_owned());
+    }
+    let expected: std::collections::BTreeSet<String> = (1..=12).map(|n| format!("20260928{n:05}")).collect();
+    assert_eq!(numbers, expected);
+    assert_eq!(app.count("cases").await, 12);
 }
 
 backend_tests!(
+    concurrent_reports_get_distinct_numbers,
     same_key_same_body_replays,
     same_key_other_body_is_refused,
     keys_are_per_user,

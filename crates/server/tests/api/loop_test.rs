@@ -13,7 +13,7 @@
 //! dispatch + disposal + check + close = 30 + 120 + 60 + 30 = 240 working minutes; after a
 //! dispatch it is the disposal deadline + check + close = + 90 working minutes.
 
-use crate::helpers::{bj, garbage, tiny_jpeg, tiny_png, ts, Backend, TestApp};
+use crate::helpers::{bj, garbage, long_tokens, spawn_app_with, tiny_jpeg, tiny_png, ts, Backend, TestApp};
 use citygrid_core::case::{Case, Event};
 use jiff::Timestamp;
 use serde_json::{json, Value};
@@ -27,12 +27,8 @@ fn expect(case: &Value, state: &str, deadline: Option<&str>, case_deadline: Opti
 }
 
 async fn whole_loop(backend: Backend) {
-    // Tokens live 12 hours; the loop spans two weeks of the manual clock.
-    let settings = citygrid_server::Settings {
-        token_ttl: jiff::SignedDuration::from_hours(24 * 60),
-        ..citygrid_server::Settings::default()
-    };
-    let app: TestApp = crate::helpers::spawn_app_with(backend, settings).await;
+    // Tokens live 12 hours by default; the loop spans two weeks of the manual clock.
+    let app: TestApp = spawn_app_with(backend, long_tokens()).await;
     app.set_time("2026-09-30 15:55");
     let citizen = app.sign_in("citizen").await;
     let collector = app.sign_in("collector").await;
@@ -169,7 +165,9 @@ async fn whole_loop(backend: Backend) {
     // The log: one event per step, in order, with its states, actor and lateness.
     let full = app.get(&leader, &format!("/api/v1/cases/{id}")).await.ok(200);
     let events: Vec<Event> = serde_json::from_value(full["events"].clone()).expect("events");
-    let expected: [(&str, Option<&str>, &str, &str, &str, bool); 14] = [
+    // (action, from state, to state, actor, local time, late)
+    type Row<'a> = (&'a str, Option<&'a str>, &'a str, &'a str, &'a str, bool);
+    let expected: [Row; 14] = [
         ("report", None, "verifying", "citizen", "2026-09-30 16:00", false),
         ("verify", Some("verifying"), "reported", "collector", "2026-09-30 17:10", true),
         ("accept", Some("reported"), "accepted", "acceptor", "2026-10-08 08:35", false),
@@ -215,4 +213,69 @@ async fn whole_loop(backend: Backend) {
     assert_eq!(app.count("cases").await, 1);
 }
 
-backend_tests!(whole_loop);
+/// Suspension (挂账) stops the clock: on resumption both deadlines move by the working time the
+/// case spent suspended.
+async fn suspension_stops_the_clock(backend: Backend) {
+    let app = spawn_app_with(backend, long_tokens()).await;
+    let collector = app.sign_in("collector").await;
+    let acceptor = app.sign_in("acceptor").await;
+    let leader = app.sign_in("leader").await;
+    let dispatcher = app.sign_in("dispatcher").await;
+    let handler = app.sign_in("handler").await;
+    let hw = app.department("HW").await;
+    // Mon 2026-09-28 08:50: reported by a collector (accept due 09:20), accepted and filed at
+    // 08:55 (dispatch due 09:25), dispatched at 09:00: disposal due 11:00, case due 12:00 + 30
+    // → 13:30 is not office time, so 30 min after 12:00 = 14:00.
+    app.set_time("2026-09-28 08:50");
+    let c = app.report(&collector, &garbage()).await;
+    expect(&c, "reported", Some("2026-09-28 09:20"), None);
+    let id = c["id"].as_i64().unwrap();
+    app.set_time("2026-09-28 08:55");
+    app.step(&acceptor, id, "accept", Value::Null).await;
+    let c = app.step(&leader, id, "file", Value::Null).await;
+    // 08:55 + 240 working minutes: 185 to 12:00, 55 from 13:30 → 14:25.
+    expect(&c, "filed", Some("2026-09-28 09:25"), Some("2026-09-28 14:25"));
+    app.set_time("2026-09-28 09:00");
+    let c = app.step(&dispatcher, id, "dispatch", json!({"department_id": hw})).await;
+    // 09:00 + 120 = 11:00; + 60 = 12:00; + 30 → 14:00 (lunch 12:00–13:30 does not count).
+    expect(&c, "dispatched", Some("2026-09-28 11:00"), Some("2026-09-28 14:00"));
+    app.set_time("2026-09-28 09:30");
+    let c = app.step(&handler, id, "request_suspension", json!({"note": "需业主单位配合"})).await;
+    assert_eq!(c["pending"]["kind"], "suspension");
+    app.set_time("2026-09-28 10:00");
+    let c = app.step(&dispatcher, id, "approve_suspension", Value::Null).await;
+    expect(&c, "suspended", Some("2026-09-28 11:00"), Some("2026-09-28 14:00"));
+    assert_eq!(ts(&c["suspended_at"]), Some(bj("2026-09-28 10:00")));
+    // A suspended case is never overdue, however long it waits.
+    app.set_time("2026-09-29 10:00");
+    let got = app.get(&dispatcher, &format!("/api/v1/cases/{id}")).await.ok(200);
+    assert_eq!(got["overdue"], false);
+    let overdue = app.get(&dispatcher, "/api/v1/cases?overdue=true").await.ok(200);
+    assert_eq!(overdue["items"], json!([]));
+    // The handler cannot dispose while suspended.
+    let photo = app.photo_id(&handler, &tiny_png(1)).await;
+    app.act(&handler, id, "dispose", json!({"photo_ids": [photo]})).await.problem(409, "wrong_state", None);
+    // Resumed Tue 10:00: suspended for Mon 10:00–12:00 (120) + 13:30–17:30 (240) + Tue
+    // 08:30–10:00 (90) = 450 working minutes. Disposal due Mon 11:00 + 450 = Tue 11:00; case due
+    // Mon 14:00 + 450: 210 to 17:30, 240 on Tuesday → 08:30 + 240 = 12:00 + 30 → 14:00.
+    let c = app.step(&dispatcher, id, "resume", Value::Null).await;
+    expect(&c, "dispatched", Some("2026-09-29 11:00"), Some("2026-09-29 14:00"));
+    assert_eq!(c["suspended_at"], Value::Null);
+    app.assert_replays().await;
+}
+
+/// Case numbers are the local (Beijing) date and the day's sequence.
+async fn case_numbers_follow_the_local_day(backend: Backend) {
+    let app = spawn_app_with(backend, long_tokens()).await;
+    let collector = app.sign_in("collector").await;
+    // 2026-10-01 00:30 in Beijing is still 2026-09-30 in UTC.
+    app.set_time("2026-10-01 00:30");
+    assert_eq!(app.report(&collector, &garbage()).await["number"], "2026100100001");
+    assert_eq!(app.report(&collector, &garbage()).await["number"], "2026100100002");
+    app.set_time("2026-10-01 23:59");
+    assert_eq!(app.report(&collector, &garbage()).await["number"], "2026100100003");
+    app.set_time("2026-10-02 00:00");
+    assert_eq!(app.report(&collector, &garbage()).await["number"], "2026100200001");
+}
+
+backend_tests!(whole_loop, suspension_stops_the_clock, case_numbers_follow_the_local_day);

@@ -11,8 +11,10 @@
 #[macro_use]
 mod helpers;
 
+mod auth;
 mod idempotency;
 mod list;
 mod loop_test;
+mod openapi;
 mod photos;
 mod refusals;

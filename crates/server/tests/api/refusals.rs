@@ -182,6 +182,7 @@ impl Fixture {
                 assert_eq!(self.app.store.get_case(*id).await.unwrap(), case, "{what}: case {id} changed");
             }
         }
+        self.app.assert_replays().await;
     }
 }
 
