@@ -141,9 +141,9 @@ pub struct TokenOut {
 
 /// Sign in with username and password; returns a bearer token.
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = SignIn,
-    responses((status = 201, body = TokenOut), (status = 400, body = crate::error::Problem),
-        (status = 401, body = crate::error::Problem), (status = 415, body = crate::error::Problem),
-        (status = 422, body = crate::error::Problem)))]
+    responses((status = 201, body = TokenOut), (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"), (status = 415, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn sign_in(State(app): State<AppState>, Json(req): Json<SignIn>) -> ApiResult<(StatusCode, Json<TokenOut>)> {
     if req.username.len() > 100 || req.password.len() > 1000 {
         return Err(ApiError::Unauthorized);
@@ -179,7 +179,7 @@ pub async fn sign_in(State(app): State<AppState>, Json(req): Json<SignIn>) -> Ap
 
 /// Sign out: revoke the token this request carries.
 #[utoipa::path(delete, path = "/api/v1/auth/token", tag = "auth", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = crate::error::Problem)))]
+    responses((status = 204), (status = 401, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn sign_out(State(app): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
     app.store.revoke_token(&auth.token_hash, app.now()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -187,7 +187,7 @@ pub async fn sign_out(State(app): State<AppState>, auth: Auth) -> ApiResult<Stat
 
 /// Who am I.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = UserOut), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, body = UserOut), (status = 401, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn me(auth: Auth) -> Json<UserOut> {
     Json(auth.user.into())
 }

@@ -143,8 +143,8 @@ fn idempotency_key(headers: &HeaderMap, user_id: i64, body: &ReportBody) -> ApiR
 /// case (header `Idempotent-Replayed: true`) and creates nothing.
 #[utoipa::path(post, path = "/api/v1/cases", tag = "cases", security(("bearer" = [])), request_body = ReportBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
-    responses((status = 201, body = CaseOut), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = CaseOut), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_case(
     State(app): State<AppState>,
     auth: Auth,
@@ -227,8 +227,8 @@ pub async fn create_case(
 /// One case with its whole log.
 #[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Case id")),
-    responses((status = 200, body = CaseOut), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, body = Problem)))]
+    responses((status = 200, body = CaseOut), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_case(State(app): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<CaseOut>> {
     let case = app.store.get_case(id).await?.ok_or(ApiError::NotFound("case"))?;
     // Out of scope reads as not found: a case's existence is itself information.
@@ -289,7 +289,7 @@ fn time_param(v: &Option<String>, field: &str) -> ApiResult<Option<jiff::Timesta
 
 /// Cases in the caller's data scope, newest first, with filters and cursor paging.
 #[utoipa::path(get, path = "/api/v1/cases", tag = "cases", security(("bearer" = [])), params(CaseQuery),
-    responses((status = 200, body = CasePage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = CasePage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_cases(
     State(app): State<AppState>,
     auth: Auth,
@@ -370,9 +370,9 @@ pub async fn list_cases(
 #[utoipa::path(post, path = "/api/v1/cases/{id}/actions/{action}", tag = "cases", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Case id"), ("action" = String, Path, description = "Action name")),
     request_body(content = Option<ActionInput>, description = "Fields the action needs; may be empty"),
-    responses((status = 200, body = CaseOut), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 200, body = CaseOut), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn act(
     State(app): State<AppState>,
     auth: Auth,

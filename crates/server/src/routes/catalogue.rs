@@ -29,7 +29,7 @@ pub struct CatalogueQuery {
 
 /// The catalogue, filtered.
 #[utoipa::path(get, path = "/api/v1/catalogue", tag = "catalogue", security(("bearer" = [])), params(CatalogueQuery),
-    responses((status = 200, body = Vec<ClassInfo>), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = Vec<ClassInfo>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(app): State<AppState>,
     _auth: Auth,
@@ -53,8 +53,8 @@ pub async fn list(
 /// One class.
 #[utoipa::path(get, path = "/api/v1/catalogue/{kind}/{code}", tag = "catalogue", security(("bearer" = [])),
     params(("kind" = Kind, Path), ("code" = String, Path)),
-    responses((status = 200, body = ClassInfo), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, body = Problem)))]
+    responses((status = 200, body = ClassInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     State(app): State<AppState>,
     _auth: Auth,
@@ -86,8 +86,30 @@ pub struct ClassNew {
     #[schema(example = "10901")]
     pub code: String,
     pub major_name_zh: String,
-    #[serde(flatten)]
-    pub edit: ClassEdit,
+    pub name_zh: String,
+    #[serde(default)]
+    pub name_en: String,
+    pub filing_condition: String,
+    pub closing_condition: String,
+    pub department_code: Option<String>,
+    pub limits: DisposalLimits,
+    pub citizen: bool,
+    pub active: bool,
+}
+
+impl ClassNew {
+    fn edit(self) -> ClassEdit {
+        ClassEdit {
+            name_zh: self.name_zh,
+            name_en: self.name_en,
+            filing_condition: self.filing_condition,
+            closing_condition: self.closing_condition,
+            department_code: self.department_code,
+            limits: self.limits,
+            citizen: self.citizen,
+            active: self.active,
+        }
+    }
 }
 
 async fn validate(app: &AppState, e: &ClassEdit) -> ApiResult<()> {
@@ -134,9 +156,9 @@ fn apply(c: &mut ClassInfo, e: ClassEdit) {
 /// Edit a class (administrators). The class is no longer marked as shipped defaults.
 #[utoipa::path(put, path = "/api/v1/catalogue/{kind}/{code}", tag = "catalogue", security(("bearer" = [])),
     params(("kind" = Kind, Path), ("code" = String, Path)), request_body = ClassEdit,
-    responses((status = 200, body = ClassInfo), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 200, body = ClassInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update(
     State(app): State<AppState>,
     auth: Auth,
@@ -153,9 +175,9 @@ pub async fn update(
 
 /// Add a local class (administrators).
 #[utoipa::path(post, path = "/api/v1/catalogue", tag = "catalogue", security(("bearer" = [])), request_body = ClassNew,
-    responses((status = 201, body = ClassInfo), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 201, body = ClassInfo), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth,
@@ -166,14 +188,17 @@ pub async fn create(
     if new.major_name_zh.trim().is_empty() || new.major_name_zh.chars().count() > 100 {
         return Err(ApiError::invalid("major_name_zh", "1 to 100 characters"));
     }
-    validate(&app, &new.edit).await?;
-    if app.store.get_class(new.kind, code.as_str()).await?.is_some() {
-        return Err(ApiError::conflict("exists", format!("{} class {} exists", new.kind.as_str(), code)));
+    let kind = new.kind;
+    let major_name_zh = new.major_name_zh.trim().to_owned();
+    let edit = new.edit();
+    validate(&app, &edit).await?;
+    if app.store.get_class(kind, code.as_str()).await?.is_some() {
+        return Err(ApiError::conflict("exists", format!("{} class {} exists", kind.as_str(), code)));
     }
     let mut class = ClassInfo {
-        kind: new.kind,
+        kind,
         major_code: code.major().to_owned(),
-        major_name_zh: new.major_name_zh.trim().to_owned(),
+        major_name_zh,
         name_zh: String::new(),
         name_en: String::new(),
         standard: "local".into(),
@@ -181,13 +206,13 @@ pub async fn create(
         filing_condition: String::new(),
         closing_condition: String::new(),
         department_code: None,
-        limits: DisposalLimits::typical(new.kind, code.major()),
+        limits: DisposalLimits::typical(kind, code.major()),
         defaults: false,
         citizen: false,
         active: true,
         code,
     };
-    apply(&mut class, new.edit);
+    apply(&mut class, edit);
     app.store.upsert_classes(std::slice::from_ref(&class)).await?;
     Ok((StatusCode::CREATED, Json(class)))
 }
@@ -196,8 +221,8 @@ pub async fn create(
 /// with `PUT` instead.
 #[utoipa::path(delete, path = "/api/v1/catalogue/{kind}/{code}", tag = "catalogue", security(("bearer" = [])),
     params(("kind" = Kind, Path), ("code" = String, Path)),
-    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete(
     State(app): State<AppState>,
     auth: Auth,

@@ -23,7 +23,7 @@ pub struct RegionQuery {
 
 /// Regions: city, districts, streets, communities and unit grids.
 #[utoipa::path(get, path = "/api/v1/regions", tag = "organisation", security(("bearer" = [])), params(RegionQuery),
-    responses((status = 200, body = Vec<Region>), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = Vec<Region>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_regions(
     State(app): State<AppState>,
     _auth: Auth,
@@ -40,7 +40,7 @@ pub async fn list_regions(
 /// One region.
 #[utoipa::path(get, path = "/api/v1/regions/{code}", tag = "organisation", security(("bearer" = [])),
     params(("code" = String, Path)),
-    responses((status = 200, body = Region), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Region), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_region(State(app): State<AppState>, _auth: Auth, Path(code): Path<String>) -> ApiResult<Json<Region>> {
     let code = RegionCode::parse(&code).map_err(|_| ApiError::NotFound("region"))?;
     Ok(Json(app.store.get_region(&code).await?.ok_or(ApiError::NotFound("region"))?))
@@ -56,8 +56,8 @@ pub struct RegionEdit {
 /// Rename a region or change its area class (administrators).
 #[utoipa::path(put, path = "/api/v1/regions/{code}", tag = "organisation", security(("bearer" = [])),
     params(("code" = String, Path)), request_body = RegionEdit,
-    responses((status = 200, body = Region), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Region), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_region(
     State(app): State<AppState>,
     auth: Auth,
@@ -87,8 +87,8 @@ pub struct RegionNew {
 
 /// Add a region (administrators). A grid needs its polygon; the grid index is rebuilt.
 #[utoipa::path(post, path = "/api/v1/regions", tag = "organisation", security(("bearer" = [])), request_body = RegionNew,
-    responses((status = 201, body = Region), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Region), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_region(
     State(app): State<AppState>,
     auth: Auth,
@@ -136,7 +136,7 @@ pub async fn create_region(
 
 /// Departments (二级 city-level and their 三级 sub-units).
 #[utoipa::path(get, path = "/api/v1/departments", tag = "organisation", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Department>), (status = 401, body = Problem)))]
+    responses((status = 200, body = Vec<Department>), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_departments(State(app): State<AppState>, _auth: Auth) -> ApiResult<Json<Vec<Department>>> {
     Ok(Json(app.store.list_departments().await?))
 }
@@ -144,7 +144,7 @@ pub async fn list_departments(State(app): State<AppState>, _auth: Auth) -> ApiRe
 /// One department.
 #[utoipa::path(get, path = "/api/v1/departments/{id}", tag = "organisation", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = Department), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Department), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_department(
     State(app): State<AppState>,
     _auth: Auth,
@@ -183,8 +183,8 @@ fn valid_department(code: &str, name: &str) -> ApiResult<()> {
 
 /// Add a department (administrators).
 #[utoipa::path(post, path = "/api/v1/departments", tag = "organisation", security(("bearer" = [])), request_body = DepartmentNew,
-    responses((status = 201, body = Department), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Department), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_department(
     State(app): State<AppState>,
     auth: Auth,
@@ -209,9 +209,9 @@ pub async fn create_department(
 /// Change a department's code or name (administrators).
 #[utoipa::path(put, path = "/api/v1/departments/{id}", tag = "organisation", security(("bearer" = [])),
     params(("id" = i64, Path)), request_body = DepartmentEdit,
-    responses((status = 200, body = Department), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Department), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_department(
     State(app): State<AppState>,
     auth: Auth,
@@ -226,8 +226,8 @@ pub async fn update_department(
 /// Remove a department that has no sub-units, users or cases (administrators).
 #[utoipa::path(delete, path = "/api/v1/departments/{id}", tag = "organisation", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_department(State(app): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     auth.require(&[Role::Admin])?;
     app.store.delete_department(id).await?;
@@ -236,7 +236,7 @@ pub async fn delete_department(State(app): State<AppState>, auth: Auth, Path(id)
 
 /// Users (administrators).
 #[utoipa::path(get, path = "/api/v1/users", tag = "organisation", security(("bearer" = [])),
-    responses((status = 200, body = Vec<UserOut>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = Vec<UserOut>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_users(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<UserOut>>> {
     auth.require(&[Role::Admin])?;
     Ok(Json(app.store.list_users().await?.into_iter().map(UserOut::from).collect()))
@@ -289,8 +289,8 @@ pub async fn validate_user(app: &AppState, u: &UserNew) -> ApiResult<()> {
 
 /// Create a user (administrators).
 #[utoipa::path(post, path = "/api/v1/users", tag = "organisation", security(("bearer" = [])), request_body = UserNew,
-    responses((status = 201, body = UserOut), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = UserOut), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_user(
     State(app): State<AppState>,
     auth: Auth,
@@ -327,8 +327,8 @@ pub async fn add_user(app: &AppState, u: UserNew) -> ApiResult<UserOut> {
 /// Remove a region that has no sub-regions, cases or users scoped to it (administrators).
 #[utoipa::path(delete, path = "/api/v1/regions/{code}", tag = "organisation", security(("bearer" = [])),
     params(("code" = String, Path)),
-    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_region(State(app): State<AppState>, auth: Auth, Path(code): Path<String>) -> ApiResult<StatusCode> {
     auth.require(&[Role::Admin])?;
     let code = RegionCode::parse(&code).map_err(|_| ApiError::NotFound("region"))?;

@@ -6,6 +6,7 @@
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Json, Path, Problem};
 use crate::state::AppState;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +68,12 @@ pub struct PhotoOut {
     pub size: usize,
 }
 
+/// The bytes of an image.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct PhotoBytes(Vec<u8>);
+
 /// Multipart form with one file part (any field name; `file` by convention).
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -78,13 +85,16 @@ pub struct PhotoUpload {
 /// Upload a photo (JPEG, PNG or WebP, up to the configured size).
 #[utoipa::path(post, path = "/api/v1/photos", tag = "photos", security(("bearer" = [])),
     request_body(content = PhotoUpload, content_type = "multipart/form-data"),
-    responses((status = 201, body = PhotoOut), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = PhotoOut), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn upload(
     State(app): State<AppState>,
     auth: Auth,
-    mut form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<PhotoOut>)> {
+    let mut form = form.map_err(|e| ApiError::UnsupportedMedia {
+        detail: format!("send the photo as multipart/form-data: {}", e.body_text()),
+    })?;
     let limit = app.settings.max_photo_bytes;
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -128,9 +138,9 @@ pub async fn upload(
 #[utoipa::path(get, path = "/api/v1/photos/{id}", tag = "photos", security(("bearer" = [])),
     params(("id" = String, Path, description = "Photo id (SHA-256)")),
     responses((status = 200, description = "The photo, metadata removed",
-            content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 404, body = Problem)))]
+            content((PhotoBytes = "image/jpeg"), (PhotoBytes = "image/png"), (PhotoBytes = "image/webp"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn download(State(app): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
     if !citygrid_core::case::is_photo_id(&id) {
         return Err(ApiError::NotFound("photo"));

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 /// The stage limits in force.
 #[utoipa::path(get, path = "/api/v1/settings/stage-limits", tag = "settings", security(("bearer" = [])),
-    responses((status = 200, body = StageLimits), (status = 401, body = Problem)))]
+    responses((status = 200, body = StageLimits), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_stage_limits(State(app): State<AppState>, _auth: Auth) -> Json<StageLimits> {
     Json(app.stages())
 }
@@ -23,8 +23,8 @@ pub async fn get_stage_limits(State(app): State<AppState>, _auth: Auth) -> Json<
 /// already computed stay as they were.
 #[utoipa::path(put, path = "/api/v1/settings/stage-limits", tag = "settings", security(("bearer" = [])),
     request_body = StageLimits,
-    responses((status = 200, body = StageLimits), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = StageLimits), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn put_stage_limits(
     State(app): State<AppState>,
     auth: Auth,
@@ -69,7 +69,7 @@ pub struct CalendarOut {
 
 /// The working calendar: office hours and the years whose holidays are loaded.
 #[utoipa::path(get, path = "/api/v1/calendar", tag = "settings", security(("bearer" = [])),
-    responses((status = 200, body = CalendarOut), (status = 401, body = Problem)))]
+    responses((status = 200, body = CalendarOut), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_calendar(State(app): State<AppState>, _auth: Auth) -> Json<CalendarOut> {
     let cal = app.calendar();
     Json(CalendarOut {
@@ -89,8 +89,8 @@ pub async fn get_calendar(State(app): State<AppState>, _auth: Auth) -> Json<Cale
 #[utoipa::path(put, path = "/api/v1/calendar/{year}", tag = "settings", security(("bearer" = [])),
     params(("year" = i32, Path)),
     request_body(content = String, content_type = "text/csv"),
-    responses((status = 200, body = CalendarOut), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = CalendarOut), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn put_calendar_year(
     State(app): State<AppState>,
     auth: Auth,
