@@ -37,6 +37,8 @@ pub enum ApiError {
     Forbidden { code: &'static str, detail: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("{detail}")]
@@ -74,6 +76,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized".into(), None),
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, (*code).into(), None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found".into(), None),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into(), None),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, (*code).into(), None),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large".into(), None),
             ApiError::UnsupportedMedia { .. } => {
@@ -140,16 +143,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// serde's messages name the field in backticks or as a path prefix; find it.
+/// serde's messages name the field as a path prefix (`location.lon: invalid type…`, from
+/// serde_path_to_error) or, for a missing field, in backticks (`missing field `lat``); the
+/// backticks of other messages hold the rejected value, not the field.
 pub fn field_of(message: &str) -> String {
-    if let Some(start) = message.find('`') {
-        if let Some(len) = message[start + 1..].find('`') {
-            return message[start + 1..start + 1 + len].to_owned();
-        }
-    }
-    match message.split_once(": ") {
-        Some((path, _)) if !path.contains(' ') && !path.is_empty() && path != "." => path.to_owned(),
-        _ => "body".to_owned(),
+    let (path, rest) = match message.split_once(": ") {
+        Some((p, r)) if !p.is_empty() && p != "." && !p.contains(' ') => (Some(p), r),
+        _ => (None, message),
+    };
+    let missing = rest.strip_prefix("missing field `").and_then(|m| m.split_once('`')).map(|(f, _)| f);
+    match (path, missing) {
+        (Some(p), Some(f)) => format!("{p}.{f}"),
+        (Some(p), None) => p.to_owned(),
+        (None, Some(f)) => f.to_owned(),
+        (None, None) => "body".to_owned(),
     }
 }
 
@@ -219,6 +226,9 @@ mod tests {
         assert_eq!(field_of("missing field `description` at line 1 column 2"), "description");
         assert_eq!(field_of("location.lon: invalid type: string \"x\", expected f64"), "location.lon");
         assert_eq!(field_of("expected value at line 1 column 1"), "body");
+        assert_eq!(field_of("urgency: unknown variant `super`, expected one of `urgent`"), "urgency");
+        assert_eq!(field_of("location: missing field `lat` at line 1 column 9"), "location.lat");
+        assert_eq!(field_of("overdue: provided string was not `true` or `false`"), "overdue");
     }
 
     #[test]
@@ -229,6 +239,7 @@ mod tests {
             (ApiError::forbidden("x"), 403),
             (Refusal::Scope.into(), 403),
             (ApiError::NotFound("case"), 404),
+            (ApiError::MethodNotAllowed, 405),
             (Refusal::State { action: "close", state: "filed" }.into(), 409),
             (ApiError::TooLarge { detail: "x".into() }, 413),
             (ApiError::UnsupportedMedia { detail: "x".into() }, 415),

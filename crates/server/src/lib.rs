@@ -90,6 +90,7 @@ pub fn app(state: AppState) -> Router {
     )
     .route("/healthz", axum::routing::get(|| async { "ok" }))
     .fallback(|| async { error::ApiError::NotFound("route").into_response() })
+    .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed.into_response() })
     .layer(DefaultBodyLimit::max(body_limit))
     .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(60)))
     .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -84,8 +84,9 @@ pub const STAGE_LIMITS_KEY: &str = "stage_limits";
 pub const CALENDAR_KEY_PREFIX: &str = "calendar:";
 
 impl AppState {
-    /// Build the state from what the database holds.
+    /// Build the state from what the database holds (migrating it first if needed).
     pub async fn load(store: Store, clock: Clock, settings: Settings) -> ApiResult<AppState> {
+        crate::bootstrap::init(&store).await?;
         let state = AppState(Arc::new(Inner {
             store,
             clock,

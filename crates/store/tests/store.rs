@@ -94,7 +94,7 @@ impl Db {
 
 /// What to remove after the test.
 enum Teardown {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Sqlite(tempfile::TempDir),
     Postgres { admin_url: String, schema: String },
 }
 

@@ -383,10 +383,14 @@ pub async fn act(
     let input: ActionInput = if body.iter().all(u8::is_ascii_whitespace) {
         ActionInput::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            let msg = e.to_string();
-            if e.is_data() {
-                ApiError::invalid(crate::error::field_of(&msg), msg)
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = inner.to_string();
+            if inner.is_data() {
+                let field = if path == "." { crate::error::field_of(&msg) } else { path };
+                ApiError::invalid(field, msg)
             } else {
                 ApiError::BadRequest { code: "malformed_json", field: Some("body".into()), detail: msg }
             }

@@ -127,9 +127,4 @@ async fn method_not_allowed_is_a_problem(backend: Backend) {
     }
 }
 
-backend_tests!(
-    document,
-    #[ignore = "bug: lib.rs app() maps unknown routes to a problem document (fallback) but not unknown methods: \\
-                axum answers 405 with an empty body and no content type"]
-    method_not_allowed_is_a_problem,
-);
+backend_tests!(document, method_not_allowed_is_a_problem,);

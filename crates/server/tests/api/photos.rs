@@ -157,8 +157,6 @@ async fn citizens_see_only_their_own_photos(backend: Backend) {
 backend_tests!(
     sniffs_jpeg_png_webp,
     refuses_what_is_not_a_photo,
-    #[ignore = "bug: routes/photos.rs upload takes axum's Multipart, whose rejection is not mapped to ApiError: \
-                a body that is not multipart/form-data gets 400 text/plain `Invalid boundary ...`"]
     non_multipart_upload_is_a_problem,
     too_large,
     same_bytes_same_id,

@@ -605,10 +605,6 @@ backend_tests!(
     wrong_scope,
     wrong_state,
     bad_input,
-    #[ignore = "bug: error.rs field_of takes the first back-ticked word (the rejected value, e.g. `super`) \
-                instead of the serde path prefix (`urgency`)"]
     field_of_a_bad_enum_value,
-    #[ignore = "bug: routes/cases.rs act parses the action body with serde_json::from_slice, which has no \
-                path, so a wrongly typed field is reported as field `body`"]
     field_of_a_wrong_type_in_an_action,
 );
