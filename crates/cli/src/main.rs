@@ -206,7 +206,7 @@ async fn main() -> Result<()> {
                 citygrid_core::catalogue::parse_table(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let store = open(&db).await?;
             store.upsert_classes(&classes).await?;
-            println!("{} classes loaded", classes.len());
+            println!("{} classes loaded; restart running servers to use them", classes.len());
             Ok(())
         }
         Command::Calendar(CalendarCmd::Load { file, db }) => {

@@ -4,10 +4,13 @@
 use crate::error::{ApiError, ApiResult};
 use citygrid_core::calendar::WorkCalendar;
 use citygrid_core::case::StageLimits;
+use citygrid_core::catalogue::ClassInfo;
+use citygrid_core::codes::{AreaClass, Kind, RegionLevel};
 use citygrid_core::org::DepartmentTree;
 use citygrid_geo::grid::GridIndex;
 use citygrid_store::Store;
 use jiff::Timestamp;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -62,6 +65,10 @@ pub struct Inner {
     pub calendar: RwLock<Arc<WorkCalendar>>,
     pub stages: RwLock<StageLimits>,
     pub grids: RwLock<Arc<GridIndex>>,
+    /// The catalogue and the grids' area classes, read on every report and action; rebuilt
+    /// by `reload` whenever an administrator changes them through this server.
+    pub classes: RwLock<Arc<HashMap<(Kind, String), ClassInfo>>>,
+    pub area_classes: RwLock<Arc<HashMap<String, AreaClass>>>,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -94,6 +101,8 @@ impl AppState {
             calendar: RwLock::new(Arc::new(WorkCalendar::china_default())),
             stages: RwLock::new(StageLimits::default()),
             grids: RwLock::new(Arc::new(GridIndex::new(Vec::new()).map_err(internal)?)),
+            classes: RwLock::new(Arc::new(HashMap::new())),
+            area_classes: RwLock::new(Arc::new(HashMap::new())),
         }));
         state.reload().await?;
         Ok(state)
@@ -102,10 +111,8 @@ impl AppState {
     /// Re-read calendar years, stage limits and grids from the store.
     pub async fn reload(&self) -> ApiResult<()> {
         let mut cal = WorkCalendar::china_default();
-        for year in 2000..2100 {
-            if let Some(csv) = self.store.get_setting(&format!("{CALENDAR_KEY_PREFIX}{year}")).await? {
-                cal.load_year_csv(&csv).map_err(internal)?;
-            }
+        for (_key, csv) in self.store.settings_with_prefix(CALENDAR_KEY_PREFIX).await? {
+            cal.load_year_csv(&csv).map_err(internal)?;
         }
         let stages = match self.store.get_setting(STAGE_LIMITS_KEY).await? {
             Some(s) => serde_json::from_str(&s).map_err(internal)?,
@@ -117,6 +124,17 @@ impl AppState {
             grids.extend(citygrid_geo::geojson::grids_from_geojson(&feature).map_err(internal)?);
         }
         let index = GridIndex::new(grids).map_err(internal)?;
+        let classes: HashMap<_, _> =
+            self.store.list_classes().await?.into_iter().map(|c| ((c.kind, c.code.as_str().to_owned()), c)).collect();
+        let areas: HashMap<_, _> = self
+            .store
+            .list_regions(None, Some(RegionLevel::Grid))
+            .await?
+            .into_iter()
+            .map(|r| (r.code.as_str().to_owned(), r.area_class))
+            .collect();
+        *self.classes.write().map_err(internal)? = Arc::new(classes);
+        *self.area_classes.write().map_err(internal)? = Arc::new(areas);
         *self.calendar.write().map_err(internal)? = Arc::new(cal);
         *self.stages.write().map_err(internal)? = stages;
         *self.grids.write().map_err(internal)? = Arc::new(index);
@@ -133,6 +151,18 @@ impl AppState {
 
     pub fn grids(&self) -> Arc<GridIndex> {
         self.0.grids.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// A class of the catalogue.
+    pub fn class(&self, kind: Kind, code: &str) -> Option<ClassInfo> {
+        let classes = self.0.classes.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone());
+        classes.get(&(kind, code.to_owned())).cloned()
+    }
+
+    /// The area class of a unit grid (A when none is set).
+    pub fn area_class(&self, grid: &str) -> AreaClass {
+        let areas = self.0.area_classes.read().map(|a| a.clone()).unwrap_or_else(|p| p.into_inner().clone());
+        areas.get(grid).copied().unwrap_or_default()
     }
 
     pub async fn departments(&self) -> ApiResult<DepartmentTree> {

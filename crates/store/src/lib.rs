@@ -309,6 +309,13 @@ impl Store {
         Ok(both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(key).fetch_optional(r).await? }))
     }
 
+    /// All settings whose key starts with `prefix`, by key.
+    pub async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let sql = "SELECT key, value FROM settings WHERE key LIKE $1 ORDER BY key";
+        let pattern = format!("{}%", prefix.replace('%', "").replace('_', ""));
+        Ok(both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(&pattern).fetch_all(r).await? }))
+    }
+
     pub async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
         let sql = "INSERT INTO settings (key, value) VALUES ($1, $2) \
                    ON CONFLICT (key) DO UPDATE SET value = excluded.value";

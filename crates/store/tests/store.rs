@@ -570,6 +570,20 @@ async fn settings_put_get_overwrite(db: Db) {
     assert_eq!(count(&s.table_counts().await.unwrap(), "settings"), 1);
 }
 
+/// A prefix is matched literally and case-sensitively, on both engines: `_` and `%` in it are
+/// plain characters, and SQLite's case-insensitive LIKE must not widen the match.
+async fn settings_with_prefix_is_literal(db: Db) {
+    let s = &db.store;
+    for key in ["calendar:2025", "calendar:2026", "calendarx", "Calendar:2027", "stage_limits", "stagexlimits"] {
+        s.put_setting(key, &format!("v-{key}")).await.unwrap();
+    }
+    let keys = |v: Vec<(String, String)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(keys(s.settings_with_prefix("calendar:").await.unwrap()), ["calendar:2025", "calendar:2026"]);
+    assert_eq!(keys(s.settings_with_prefix("stage_limits").await.unwrap()), ["stage_limits"]);
+    assert_eq!(keys(s.settings_with_prefix("stage_").await.unwrap()), ["stage_limits"]);
+    assert!(s.settings_with_prefix("nothing").await.unwrap().is_empty());
+}
+
 async fn bench_raw_insert_appends(db: Db) {
     for i in 0..3 {
         db.store.bench_raw_insert(mins(t0(), i), "{}").await.unwrap();
@@ -1584,6 +1598,8 @@ async fn concurrent_acts_on_many_cases(db: Db) {
 conformance!(
     migrations_run_twice,
     settings_put_get_overwrite,
+    #[ignore = "bug: Store::settings_with_prefix strips `_` and `%` from the prefix instead of escaping them (prefix `stage_limits` becomes LIKE `stagelimits%` and finds nothing; `stage_` matches `stagexlimits`), and SQLite LIKE is case-insensitive (`calendar:` also returns `Calendar:2027` on SQLite only)"]
+    settings_with_prefix_is_literal,
     bench_raw_insert_appends,
     regions_upsert_list_filter,
     regions_parent_must_exist,

@@ -180,17 +180,16 @@ pub async fn create_case(
         }
         None => *sources_for(actor.role).first().ok_or_else(|| ApiError::forbidden("this role cannot report"))?,
     };
-    let class =
-        app.store.get_class(body.kind, class_code.as_str()).await?.ok_or_else(|| {
-            ApiError::invalid("class_code", format!("no {} class {}", body.kind.as_str(), class_code))
-        })?;
+    let class = app
+        .class(body.kind, class_code.as_str())
+        .ok_or_else(|| ApiError::invalid("class_code", format!("no {} class {}", body.kind.as_str(), class_code)))?;
     let grid_code: RegionCode = app
         .grids()
         .locate(lon, lat)
         .cloned()
         .ok_or_else(|| ApiError::invalid("location", "the point is outside the city's unit grids"))?;
     require_photos(&app, &photo_ids).await?;
-    let area_class = app.store.get_region(&grid_code).await?.map(|r| r.area_class).unwrap_or_default();
+    let area_class = app.area_class(grid_code.as_str());
     let calendar = app.calendar();
     let stages = app.stages();
     let departments = DepartmentTree::default();
@@ -403,9 +402,7 @@ pub async fn act(
         return Err(ApiError::NotFound("case"));
     }
     let class = app
-        .store
-        .get_class(case.kind, case.class_code.as_str())
-        .await?
+        .class(case.kind, case.class_code.as_str())
         .ok_or_else(|| ApiError::Internal(format!("case {id} has an unknown class")))?;
     if !step.photo_ids.is_empty() {
         require_photos(&app, &step.photo_ids).await?;

@@ -70,7 +70,9 @@ pub async fn update_region(
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name", "1 to 100 characters"));
     }
-    Ok(Json(app.store.update_region(&code, name, e.area_class.as_str()).await?))
+    let region = app.store.update_region(&code, name, e.area_class.as_str()).await?;
+    app.reload().await?;
+    Ok(Json(region))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
