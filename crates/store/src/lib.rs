@@ -311,9 +311,10 @@ impl Store {
 
     /// All settings whose key starts with `prefix`, by key.
     pub async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
-        let sql = "SELECT key, value FROM settings WHERE key LIKE $1 ORDER BY key";
-        let pattern = format!("{}%", prefix.replace('%', "").replace('_', ""));
-        Ok(both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(&pattern).fetch_all(r).await? }))
+        // A literal, case-sensitive prefix test on both engines (LIKE would treat `_` as a
+        // wildcard and, on SQLite, ignore case).
+        let sql = "SELECT key, value FROM settings WHERE substr(key, 1, length($1)) = $1 ORDER BY key";
+        Ok(both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(prefix).fetch_all(r).await? }))
     }
 
     pub async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
@@ -383,10 +384,15 @@ impl Store {
     }
 
     /// Rename a region or change its area class.
-    pub async fn update_region(&self, code: &RegionCode, name: &str, area_class: &str) -> Result<Region> {
+    pub async fn update_region(
+        &self,
+        code: &RegionCode,
+        name: &str,
+        area_class: citygrid_core::codes::AreaClass,
+    ) -> Result<Region> {
         let sql = "UPDATE regions SET name = $1, area_class = $2 WHERE code = $3";
         let n = both!(self, |w, _r, _f| {
-            sqlx::query(sql).bind(name).bind(area_class).bind(code.as_str()).execute(w).await?.rows_affected()
+            sqlx::query(sql).bind(name).bind(area_class.as_str()).bind(code.as_str()).execute(w).await?.rows_affected()
         });
         if n == 0 {
             return Err(StoreError::NotFound);

@@ -70,7 +70,7 @@ pub async fn update_region(
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name", "1 to 100 characters"));
     }
-    let region = app.store.update_region(&code, name, e.area_class.as_str()).await?;
+    let region = app.store.update_region(&code, name, e.area_class).await?;
     app.reload().await?;
     Ok(Json(region))
 }
