@@ -44,6 +44,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The group commit this write was part of failed; nothing of it was written.
+    #[error("commit failed: {0}")]
+    Commit(String),
     #[error("unsupported database url {0:?}: use sqlite:PATH or postgres://...")]
     Url(String),
 }
@@ -249,6 +252,107 @@ fn user_from_parts(
         active: active != 0,
     })
 }
+
+/// One case to create: the report event (its number still empty) and what it needs.
+pub(crate) struct CreateJob {
+    pub day: String,
+    pub idem: Option<Idempotency>,
+    pub now: Timestamp,
+    pub event: Event,
+}
+
+/// The statements of one create, on the connection or transaction `$c`; evaluates to
+/// `Result<Created>`. Shared by the PostgreSQL path and SQLite's group-commit writer.
+macro_rules! create_in {
+    ($c:ident, $job:expr) => {{
+        let job: &CreateJob = &$job;
+        async {
+            let idem_claim = "INSERT INTO idempotency (user_id, key, request_hash, case_id, created_at) \
+                              VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (user_id, key) DO NOTHING";
+            let idem_read = "SELECT request_hash, case_id FROM idempotency WHERE user_id = $1 AND key = $2";
+            let idem_set = "UPDATE idempotency SET case_id = $1 WHERE user_id = $2 AND key = $3";
+            let next_number = "INSERT INTO case_numbers (day, last) VALUES ($1, 1) \
+                               ON CONFLICT (day) DO UPDATE SET last = case_numbers.last + 1 RETURNING last";
+            let insert_case = "INSERT INTO cases (number, state, source, kind, class_code, urgency, grid_code, \
+                               community_code, street_code, district_code, department_id, reporter_id, deadline, \
+                               case_deadline, urged, created_at, updated_at, version, data) \
+                               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, '{}') \
+                               RETURNING id";
+            let set_data = "UPDATE cases SET data = $1 WHERE id = $2";
+            let read_case = "SELECT data FROM cases WHERE id = $1";
+            let insert_event = "INSERT INTO case_events (case_id, seq, at, actor_id, action, from_state, to_state, data) \
+                                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+            if let Some(k) = &job.idem {
+                let claimed = sqlx::query(idem_claim)
+                    .bind(k.user_id)
+                    .bind(&k.key)
+                    .bind(&k.request_hash)
+                    .bind(ms(job.now))
+                    .execute(&mut *$c)
+                    .await?
+                    .rows_affected();
+                if claimed == 0 {
+                    let (hash, case_id): (String, Option<i64>) =
+                        sqlx::query_as(idem_read).bind(k.user_id).bind(&k.key).fetch_one(&mut *$c).await?;
+                    if hash != k.request_hash {
+                        return Err(StoreError::IdempotencyMismatch);
+                    }
+                    let id = case_id.ok_or_else(|| corrupt("idempotency key without case"))?;
+                    let data: String = sqlx::query_scalar(read_case).bind(id).fetch_one(&mut *$c).await?;
+                    return Ok(Created { case: parse_json(&data)?, replayed: true });
+                }
+            }
+            let seq: i64 = sqlx::query_scalar(next_number).bind(&job.day).fetch_one(&mut *$c).await?;
+            let mut event = job.event.clone();
+            if let citygrid_core::case::Change::Report { number, .. } = &mut event.change {
+                *number = format!("{}{seq:05}", job.day);
+            }
+            let Some(case) = citygrid_core::case::project(None, 0, &event) else {
+                return Err(corrupt("report event does not start a case"));
+            };
+            let id: i64 = sqlx::query_scalar(insert_case)
+                .bind(&case.number)
+                .bind(case.state.as_str())
+                .bind(case.source.as_str())
+                .bind(case.kind.as_str())
+                .bind(case.class_code.as_str())
+                .bind(case.urgency.as_str())
+                .bind(case.grid_code.as_str())
+                .bind(case.community_code.as_str())
+                .bind(case.street_code.as_str())
+                .bind(case.district_code.as_str())
+                .bind(case.department_id)
+                .bind(case.reporter_id)
+                .bind(case.deadline.map(ms))
+                .bind(case.case_deadline.map(ms))
+                .bind(case.urged as i64)
+                .bind(ms(case.created_at))
+                .bind(ms(case.updated_at))
+                .bind(case.version as i64)
+                .fetch_one(&mut *$c)
+                .await?;
+            let case = Case { id, ..case };
+            sqlx::query(set_data).bind(json(&case)?).bind(id).execute(&mut *$c).await?;
+            sqlx::query(insert_event)
+                .bind(id)
+                .bind(event.seq as i64)
+                .bind(ms(event.at))
+                .bind(event.actor_id)
+                .bind(event.change.action().as_str())
+                .bind(event.from_state.map(|s| s.as_str()))
+                .bind(event.to_state.as_str())
+                .bind(json(&event)?)
+                .execute(&mut *$c)
+                .await?;
+            if let Some(k) = &job.idem {
+                sqlx::query(idem_set).bind(id).bind(k.user_id).bind(&k.key).execute(&mut *$c).await?;
+            }
+            Ok::<Created, StoreError>(Created { case, replayed: false })
+        }
+        .await
+    }};
+}
+pub(crate) use create_in;
 
 impl Store {
     /// Open (and create, for SQLite) the database named by `url`: `sqlite:PATH`,
@@ -671,9 +775,14 @@ impl Store {
 
     // ---- cases ---------------------------------------------------------------------------
 
-    /// Create a case in one transaction: allocate the day's next number, let `build` make the
-    /// report event from it, append the event and write the projection. With an idempotency key,
-    /// a retry returns the case the first request created.
+    /// Create a case: let `build` make the report event, then, in one transaction, claim the
+    /// idempotency key, allocate the day's next case number (written into the event), append
+    /// the event and write the projection. With an idempotency key, a retry returns the case
+    /// the first request created. `build` is called with an empty number: the store assigns it.
+    ///
+    /// On SQLite, concurrent creates are committed together (group commit): one writer task
+    /// takes every create waiting for it, runs each in its own savepoint inside one
+    /// transaction, commits once, and only then answers each caller.
     pub async fn create_case<F>(
         &self,
         day: &str,
@@ -684,93 +793,20 @@ impl Store {
     where
         F: FnOnce(String) -> Result<Event, Refusal> + Send,
     {
-        let idem_claim = "INSERT INTO idempotency (user_id, key, request_hash, case_id, created_at) \
-                          VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (user_id, key) DO NOTHING";
-        let idem_read = "SELECT request_hash, case_id FROM idempotency WHERE user_id = $1 AND key = $2";
-        let idem_set = "UPDATE idempotency SET case_id = $1 WHERE user_id = $2 AND key = $3";
-        let next_number = "INSERT INTO case_numbers (day, last) VALUES ($1, 1) \
-                           ON CONFLICT (day) DO UPDATE SET last = case_numbers.last + 1 RETURNING last";
-        let insert_case = "INSERT INTO cases (number, state, source, kind, class_code, urgency, grid_code, \
-                           community_code, street_code, district_code, department_id, reporter_id, deadline, \
-                           case_deadline, urged, created_at, updated_at, version, data) \
-                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, '{}') \
-                           RETURNING id";
-        let set_data = "UPDATE cases SET data = $1 WHERE id = $2";
-        let insert_event = "INSERT INTO case_events (case_id, seq, at, actor_id, action, from_state, to_state, data) \
-                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        let created: Option<Case> = both!(self, |w, _r, _f| {
-            let mut tx = w.begin().await?;
-            let mut earlier = None;
-            if let Some(k) = idem {
-                let claimed = sqlx::query(idem_claim)
-                    .bind(k.user_id)
-                    .bind(&k.key)
-                    .bind(&k.request_hash)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if claimed == 0 {
-                    let (hash, case_id): (String, Option<i64>) =
-                        sqlx::query_as(idem_read).bind(k.user_id).bind(&k.key).fetch_one(&mut *tx).await?;
-                    if hash != k.request_hash {
-                        return Err(StoreError::IdempotencyMismatch);
-                    }
-                    earlier = Some(case_id.ok_or_else(|| corrupt("idempotency key without case"))?);
-                }
+        let event = build(String::new())?;
+        if !matches!(event.change, citygrid_core::case::Change::Report { .. }) {
+            return Err(corrupt("a case starts with a report event"));
+        }
+        let job = CreateJob { day: day.to_owned(), idem: idem.cloned(), now, event };
+        match &*self.inner {
+            Inner::Sqlite(p) => p.batcher.submit(job).await,
+            Inner::Postgres(p) => {
+                let mut tx = p.pool.begin().await?;
+                let created = create_in!(tx, job)?;
+                tx.commit().await?;
+                Ok(created)
             }
-            if let Some(id) = earlier {
-                tx.rollback().await?;
-                let case = self.get_case(id).await?.ok_or(StoreError::NotFound)?;
-                return Ok(Created { case, replayed: true });
-            }
-            let seq: i64 = sqlx::query_scalar(next_number).bind(day).fetch_one(&mut *tx).await?;
-            let event = build(format!("{day}{seq:05}"))?;
-            let Some(case) = citygrid_core::case::project(None, 0, &event) else {
-                return Err(corrupt("report event does not start a case"));
-            };
-            let id: i64 = sqlx::query_scalar(insert_case)
-                .bind(&case.number)
-                .bind(case.state.as_str())
-                .bind(case.source.as_str())
-                .bind(case.kind.as_str())
-                .bind(case.class_code.as_str())
-                .bind(case.urgency.as_str())
-                .bind(case.grid_code.as_str())
-                .bind(case.community_code.as_str())
-                .bind(case.street_code.as_str())
-                .bind(case.district_code.as_str())
-                .bind(case.department_id)
-                .bind(case.reporter_id)
-                .bind(case.deadline.map(ms))
-                .bind(case.case_deadline.map(ms))
-                .bind(case.urged as i64)
-                .bind(ms(case.created_at))
-                .bind(ms(case.updated_at))
-                .bind(case.version as i64)
-                .fetch_one(&mut *tx)
-                .await?;
-            let case = Case { id, ..case };
-            sqlx::query(set_data).bind(json(&case)?).bind(id).execute(&mut *tx).await?;
-            sqlx::query(insert_event)
-                .bind(id)
-                .bind(event.seq as i64)
-                .bind(ms(event.at))
-                .bind(event.actor_id)
-                .bind(event.change.action().as_str())
-                .bind(event.from_state.map(|s| s.as_str()))
-                .bind(event.to_state.as_str())
-                .bind(json(&event)?)
-                .execute(&mut *tx)
-                .await?;
-            if let Some(k) = idem {
-                sqlx::query(idem_set).bind(id).bind(k.user_id).bind(&k.key).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Some(case)
-        });
-        let case = created.ok_or_else(|| corrupt("no case created"))?;
-        Ok(Created { case, replayed: false })
+        }
     }
 
     pub async fn get_case(&self, id: i64) -> Result<Option<Case>> {

@@ -3,14 +3,99 @@
 //! time anyway, and a single connection never meets `SQLITE_BUSY` on upgrade) and a pool of
 //! read-only connections that WAL lets run beside it.
 
-use crate::{Result, StoreError};
+use crate::{corrupt, json, ms, parse_json, Case, CreateJob, Created, Result, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 pub(crate) struct Pools {
     pub write: SqlitePool,
     pub read: SqlitePool,
+    pub batcher: Batcher,
+}
+
+/// Most creates committed in one transaction.
+const MAX_BATCH: usize = 64;
+
+type Reply = oneshot::Sender<Result<Created>>;
+
+/// Group commit for case creation: SQLite commits one transaction at a time, so instead of
+/// one fsync and one BEGIN/COMMIT per report, a writer task commits every report that is
+/// waiting when it becomes free. Each report runs in its own savepoint, so one that fails
+/// (a reused idempotency key with another body) is rolled back alone; callers are answered
+/// only after the commit is durable.
+pub(crate) struct Batcher {
+    tx: mpsc::Sender<(CreateJob, Reply)>,
+}
+
+impl Batcher {
+    fn start(pool: SqlitePool) -> Batcher {
+        let (tx, mut rx) = mpsc::channel::<(CreateJob, Reply)>(1024);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut jobs = vec![first];
+                while jobs.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                run_batch(&pool, jobs).await;
+            }
+        });
+        Batcher { tx }
+    }
+
+    pub async fn submit(&self, job: CreateJob) -> Result<Created> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send((job, reply)).await.map_err(|_| StoreError::Commit("the writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Commit("the writer dropped the request".into()))?
+    }
+}
+
+async fn run_batch(pool: &SqlitePool, jobs: Vec<(CreateJob, Reply)>) {
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(StoreError::Commit(e.to_string())));
+            }
+            return;
+        }
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for (job, reply) in jobs {
+        let result = match sqlx::query("SAVEPOINT create_case").execute(&mut *tx).await {
+            Ok(_) => {
+                let r = crate::create_in!(tx, job);
+                let end = if r.is_ok() {
+                    sqlx::query("RELEASE create_case").execute(&mut *tx).await
+                } else {
+                    match sqlx::query("ROLLBACK TO create_case").execute(&mut *tx).await {
+                        Ok(_) => sqlx::query("RELEASE create_case").execute(&mut *tx).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                match end {
+                    Ok(_) => r,
+                    Err(e) => Err(StoreError::Db(e)),
+                }
+            }
+            Err(e) => Err(StoreError::Db(e)),
+        };
+        results.push((result, reply));
+    }
+    let commit = tx.commit().await;
+    for (result, reply) in results {
+        let answer = match (&commit, result) {
+            (Ok(()), r) => r,
+            (Err(e), Ok(_)) => Err(StoreError::Commit(e.to_string())),
+            (Err(_), Err(e)) => Err(e),
+        };
+        // The caller may have gone (client disconnected); the case is committed all the same.
+        let _ = reply.send(answer);
+    }
 }
 
 impl Pools {
@@ -36,6 +121,7 @@ impl Pools {
             .await?;
         let readers = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2).clamp(2, 8);
         let read = SqlitePoolOptions::new().max_connections(readers).connect_with(base.read_only(true)).await?;
-        Ok(Pools { write, read })
+        let batcher = Batcher::start(write.clone());
+        Ok(Pools { write, read, batcher })
     }
 }

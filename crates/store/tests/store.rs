@@ -1502,6 +1502,39 @@ async fn concurrent_creates_get_distinct_numbers(db: Db) {
     assert_eq!((count(&counts, "cases"), count(&counts, "case_events")), (16, 16));
 }
 
+/// Concurrent creates where some reuse a key with another body: on SQLite they share a group
+/// commit, and the refused ones must be rolled back alone while the others are committed.
+async fn a_refused_create_does_not_spoil_its_batch(db: Db) {
+    let w = world(&db).await;
+    let taken = Idempotency { user_id: w.collector.user_id, key: "taken".into(), request_hash: "h".into() };
+    try_create(&db, &w, &day_of(t0()), Some(&taken), t0(), &Spec::garbage(G1)).await.unwrap();
+    let before = db.store.table_counts().await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(24));
+    let mut tasks = Vec::new();
+    for i in 0..24i64 {
+        let (db, w, barrier) = (db.clone(), w.clone(), barrier.clone());
+        let key = (i % 3 == 0).then(|| Idempotency { request_hash: format!("other-{i}"), ..taken.clone() });
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let r = try_create(&db, &w, &day_of(t0()), key.as_ref(), t0(), &Spec::garbage(G1)).await;
+            (i, r)
+        }));
+    }
+    let mut numbers = BTreeSet::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (i, Err(StoreError::IdempotencyMismatch)) if i % 3 == 0 => {}
+            (i, Ok(c)) if i % 3 != 0 => assert!(numbers.insert(c.case.number), "a number was given twice"),
+            (i, other) => panic!("create {i}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(numbers.len(), 16);
+    let after = db.store.table_counts().await.unwrap();
+    assert_eq!(count(&after, "cases") - count(&before, "cases"), 16);
+    assert_eq!(count(&after, "case_events") - count(&before, "case_events"), 16);
+    assert_eq!(count(&after, "idempotency"), count(&before, "idempotency"));
+}
+
 /// 8 retries of one request at once (same idempotency key): one case, 7 replays.
 async fn concurrent_idempotent_creates_make_one_case(db: Db) {
     let w = world(&db).await;
@@ -1611,6 +1644,7 @@ conformance!(
     list_cases_visibility,
     list_cases_cursor_paging,
     concurrent_creates_get_distinct_numbers,
+    a_refused_create_does_not_spoil_its_batch,
     concurrent_idempotent_creates_make_one_case,
     concurrent_acts_on_one_case_serialise,
     concurrent_acts_on_many_cases,
