@@ -22,9 +22,7 @@ type Reply = oneshot::Sender<Result<Created>>;
 
 /// Group commit for case creation: SQLite commits one transaction at a time, so instead of
 /// one fsync and one BEGIN/COMMIT per report, a writer task commits every report that is
-/// waiting when it becomes free. Each report runs in its own savepoint, so one that fails
-/// (a reused idempotency key with another body) is rolled back alone; callers are answered
-/// only after the commit is durable.
+/// waiting when it becomes free; callers are answered only after the commit is durable.
 pub(crate) struct Batcher {
     tx: mpsc::Sender<(CreateJob, Reply)>,
 }
@@ -64,27 +62,35 @@ async fn run_batch(pool: &SqlitePool, jobs: Vec<(CreateJob, Reply)>) {
             return;
         }
     };
+    // A report refused for its idempotency key writes nothing before it is refused, so it
+    // needs no savepoint; any other error (I/O, a full disk) fails the whole batch, and every
+    // caller in it gets an error and may retry with its key.
     let mut results = Vec::with_capacity(jobs.len());
+    let mut failed = None;
     for (job, reply) in jobs {
-        let result = match sqlx::query("SAVEPOINT create_case").execute(&mut *tx).await {
-            Ok(_) => {
-                let r = crate::create_in!(tx, job);
-                let end = if r.is_ok() {
-                    sqlx::query("RELEASE create_case").execute(&mut *tx).await
-                } else {
-                    match sqlx::query("ROLLBACK TO create_case").execute(&mut *tx).await {
-                        Ok(_) => sqlx::query("RELEASE create_case").execute(&mut *tx).await,
-                        Err(e) => Err(e),
-                    }
-                };
-                match end {
-                    Ok(_) => r,
-                    Err(e) => Err(StoreError::Db(e)),
+        let result = if failed.is_some() {
+            Err(StoreError::Commit("an earlier report in the same commit failed".into()))
+        } else {
+            match crate::create_in!(tx, job) {
+                Err(StoreError::IdempotencyMismatch) => Err(StoreError::IdempotencyMismatch),
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    Err(e)
                 }
+                ok => ok,
             }
-            Err(e) => Err(StoreError::Db(e)),
         };
         results.push((result, reply));
+    }
+    if let Some(e) = failed {
+        let _ = tx.rollback().await;
+        for (result, reply) in results {
+            let _ = reply.send(match result {
+                Err(err) => Err(err),
+                Ok(_) => Err(StoreError::Commit(format!("rolled back: {e}"))),
+            });
+        }
+        return;
     }
     let commit = tx.commit().await;
     for (result, reply) in results {
