@@ -258,7 +258,9 @@ pub(crate) struct CreateJob {
     pub day: String,
     pub idem: Option<Idempotency>,
     pub now: Timestamp,
-    pub event: Event,
+    /// The report event, or why the domain refused it (kept so that a retry with a key that
+    /// succeeded before still gets its case back).
+    pub event: std::result::Result<Event, Refusal>,
 }
 
 /// The statements of one create, on the connection or transaction `$c`; evaluates to
@@ -282,6 +284,20 @@ macro_rules! create_in {
             let read_case = "SELECT data FROM cases WHERE id = $1";
             let insert_event = "INSERT INTO case_events (case_id, seq, at, actor_id, action, from_state, to_state, data) \
                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+            if let (Some(k), Err(refusal)) = (&job.idem, &job.event) {
+                // Refused now, but a retry of a request that succeeded earlier (the class or
+                // the reporter's scope changed since) still gets its case back.
+                let row: Option<(String, Option<i64>)> =
+                    sqlx::query_as(idem_read).bind(k.user_id).bind(&k.key).fetch_optional(&mut *$c).await?;
+                return match row {
+                    Some((hash, _)) if hash != k.request_hash => Err(StoreError::IdempotencyMismatch),
+                    Some((_, Some(id))) => {
+                        let data: String = sqlx::query_scalar(read_case).bind(id).fetch_one(&mut *$c).await?;
+                        Ok(Created { case: parse_json(&data)?, replayed: true })
+                    }
+                    _ => Err(StoreError::Refused(refusal.clone())),
+                };
+            }
             if let Some(k) = &job.idem {
                 let claimed = sqlx::query(idem_claim)
                     .bind(k.user_id)
@@ -303,7 +319,10 @@ macro_rules! create_in {
                 }
             }
             let seq: i64 = sqlx::query_scalar(next_number).bind(&job.day).fetch_one(&mut *$c).await?;
-            let mut event = job.event.clone();
+            let mut event = match &job.event {
+                Ok(e) => e.clone(),
+                Err(refusal) => return Err(StoreError::Refused(refusal.clone())),
+            };
             if let citygrid_core::case::Change::Report { number, .. } = &mut event.change {
                 *number = format!("{}{seq:05}", job.day);
             }
@@ -781,8 +800,8 @@ impl Store {
     /// the first request created. `build` is called with an empty number: the store assigns it.
     ///
     /// On SQLite, concurrent creates are committed together (group commit): one writer task
-    /// takes every create waiting for it, runs each in its own savepoint inside one
-    /// transaction, commits once, and only then answers each caller.
+    /// takes every create waiting for it, runs them in one transaction, commits once, and only
+    /// then answers each caller.
     pub async fn create_case<F>(
         &self,
         day: &str,
@@ -793,9 +812,13 @@ impl Store {
     where
         F: FnOnce(String) -> Result<Event, Refusal> + Send,
     {
-        let event = build(String::new())?;
-        if !matches!(event.change, citygrid_core::case::Change::Report { .. }) {
-            return Err(corrupt("a case starts with a report event"));
+        let event = build(String::new());
+        match (&event, idem) {
+            (Err(r), None) => return Err(StoreError::Refused(r.clone())),
+            (Ok(e), _) if !matches!(e.change, citygrid_core::case::Change::Report { .. }) => {
+                return Err(corrupt("a case starts with a report event"));
+            }
+            _ => {}
         }
         let job = CreateJob { day: day.to_owned(), idem: idem.cloned(), now, event };
         match &*self.inner {
@@ -834,45 +857,55 @@ impl Store {
         let insert_event = "INSERT INTO case_events (case_id, seq, at, actor_id, action, from_state, to_state, data) \
                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         both!(self, |w, _r, for_update| {
-            let mut tx = w.begin().await?;
-            let select = format!("SELECT data FROM cases WHERE id = $1{for_update}");
-            let data: Option<String> = sqlx::query_scalar(&select).bind(id).fetch_optional(&mut *tx).await?;
-            let case: Case = parse_json(&data.ok_or(StoreError::NotFound)?)?;
-            let event = decide(&case)?;
-            let Some(next) = citygrid_core::case::project(Some(case.clone()), id, &event) else {
-                return Err(corrupt("event does not follow the case"));
-            };
-            let n = sqlx::query(update)
-                .bind(next.state.as_str())
-                .bind(next.department_id)
-                .bind(next.deadline.map(ms))
-                .bind(next.case_deadline.map(ms))
-                .bind(next.urged as i64)
-                .bind(ms(next.updated_at))
-                .bind(next.version as i64)
-                .bind(next.urgency.as_str())
-                .bind(json(&next)?)
-                .bind(id)
-                .bind(case.version as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n != 1 {
-                return Err(StoreError::Conflict("the case changed meanwhile; retry".into()));
+            let mut conn = w.acquire().await?;
+            let result = async {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let select = format!("SELECT data FROM cases WHERE id = $1{for_update}");
+                let data: Option<String> = sqlx::query_scalar(&select).bind(id).fetch_optional(&mut *tx).await?;
+                let case: Case = parse_json(&data.ok_or(StoreError::NotFound)?)?;
+                let event = decide(&case)?;
+                let Some(next) = citygrid_core::case::project(Some(case.clone()), id, &event) else {
+                    return Err(corrupt("event does not follow the case"));
+                };
+                let n = sqlx::query(update)
+                    .bind(next.state.as_str())
+                    .bind(next.department_id)
+                    .bind(next.deadline.map(ms))
+                    .bind(next.case_deadline.map(ms))
+                    .bind(next.urged as i64)
+                    .bind(ms(next.updated_at))
+                    .bind(next.version as i64)
+                    .bind(next.urgency.as_str())
+                    .bind(json(&next)?)
+                    .bind(id)
+                    .bind(case.version as i64)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n != 1 {
+                    return Err(StoreError::Conflict("the case changed meanwhile; retry".into()));
+                }
+                sqlx::query(insert_event)
+                    .bind(id)
+                    .bind(event.seq as i64)
+                    .bind(ms(event.at))
+                    .bind(event.actor_id)
+                    .bind(event.change.action().as_str())
+                    .bind(event.from_state.map(|s| s.as_str()))
+                    .bind(event.to_state.as_str())
+                    .bind(json(&event)?)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<Case, StoreError>(next)
             }
-            sqlx::query(insert_event)
-                .bind(id)
-                .bind(event.seq as i64)
-                .bind(ms(event.at))
-                .bind(event.actor_id)
-                .bind(event.change.action().as_str())
-                .bind(event.from_state.map(|s| s.as_str()))
-                .bind(event.to_state.as_str())
-                .bind(json(&event)?)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(next)
+            .await;
+            // A database error may leave the connection in a transaction state sqlx does not
+            // know (SQLite rolls back by itself on a full disk): never reuse it.
+            if matches!(result, Err(StoreError::Db(_))) {
+                conn.close_on_drop();
+            }
+            result
         })
     }
 

@@ -39,7 +39,11 @@ impl Batcher {
                         Err(_) => break,
                     }
                 }
-                run_batch(&pool, jobs).await;
+                // A panic in one batch answers its callers with an error (their reply channels
+                // drop) and must not stop the writer for everyone after them.
+                if let Err(e) = tokio::spawn(run_batch(pool.clone(), jobs)).await {
+                    tracing::error!(error = %e, "case writer batch panicked");
+                }
             }
         });
         Batcher { tx }
@@ -52,9 +56,9 @@ impl Batcher {
     }
 }
 
-async fn run_batch(pool: &SqlitePool, jobs: Vec<(CreateJob, Reply)>) {
-    let mut tx = match pool.begin().await {
-        Ok(tx) => tx,
+async fn run_batch(pool: SqlitePool, jobs: Vec<(CreateJob, Reply)>) {
+    let mut conn = match pool.acquire().await {
+        Ok(c) => c,
         Err(e) => {
             for (_, reply) in jobs {
                 let _ = reply.send(Err(StoreError::Commit(e.to_string())));
@@ -62,7 +66,26 @@ async fn run_batch(pool: &SqlitePool, jobs: Vec<(CreateJob, Reply)>) {
             return;
         }
     };
-    // A report refused for its idempotency key writes nothing before it is refused, so it
+    // After a failed batch the connection may be in a state sqlx does not know (SQLite rolls
+    // back by itself on a full disk or an I/O error): it is closed, never reused.
+    if !batch_on(&mut conn, jobs).await {
+        conn.close_on_drop();
+    }
+}
+
+/// Run one batch on `conn`; false if anything failed and the connection should not be reused.
+async fn batch_on(conn: &mut sqlx::SqliteConnection, jobs: Vec<(CreateJob, Reply)>) -> bool {
+    let begun = sqlx::Connection::begin(&mut *conn).await;
+    let mut tx = match begun {
+        Ok(tx) => tx,
+        Err(e) => {
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(StoreError::Commit(e.to_string())));
+            }
+            return false;
+        }
+    };
+    // A report refused (by the domain or for its idempotency key) writes nothing, so it
     // needs no savepoint; any other error (I/O, a full disk) fails the whole batch, and every
     // caller in it gets an error and may retry with its key.
     let mut results = Vec::with_capacity(jobs.len());
@@ -73,6 +96,7 @@ async fn run_batch(pool: &SqlitePool, jobs: Vec<(CreateJob, Reply)>) {
         } else {
             match crate::create_in!(tx, job) {
                 Err(StoreError::IdempotencyMismatch) => Err(StoreError::IdempotencyMismatch),
+                Err(StoreError::Refused(r)) => Err(StoreError::Refused(r)),
                 Err(e) => {
                     failed = Some(e.to_string());
                     Err(e)
@@ -90,9 +114,10 @@ async fn run_batch(pool: &SqlitePool, jobs: Vec<(CreateJob, Reply)>) {
                 Ok(_) => Err(StoreError::Commit(format!("rolled back: {e}"))),
             });
         }
-        return;
+        return false;
     }
     let commit = tx.commit().await;
+    let healthy = commit.is_ok();
     for (result, reply) in results {
         let answer = match (&commit, result) {
             (Ok(()), r) => r,
@@ -102,6 +127,7 @@ async fn run_batch(pool: &SqlitePool, jobs: Vec<(CreateJob, Reply)>) {
         // The caller may have gone (client disconnected); the case is committed all the same.
         let _ = reply.send(answer);
     }
+    healthy
 }
 
 impl Pools {

@@ -1535,6 +1535,27 @@ async fn a_refused_create_does_not_spoil_its_batch(db: Db) {
     assert_eq!(count(&after, "idempotency"), count(&before, "idempotency"));
 }
 
+/// A retry of a request that succeeded gets its case back even if the domain would refuse
+/// the request now (its class was deactivated, its reporter's scope narrowed); a refused
+/// request under a fresh key writes nothing, not even the key.
+async fn a_retry_is_answered_even_when_now_refused(db: Db) {
+    let w = world(&db).await;
+    let key = Idempotency { user_id: w.collector.user_id, key: "retry".into(), request_hash: "h".into() };
+    let first = try_create(&db, &w, &day_of(t0()), Some(&key), t0(), &Spec::garbage(G1)).await.unwrap();
+    let before = db.store.table_counts().await.unwrap();
+    let refuse = || Err(Refusal::Invalid { field: "class_code", message: "this class is not in use".into() });
+    let again = db.store.create_case(&day_of(t0()), Some(&key), t0(), |_| refuse()).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.case, first.case);
+    let other_body = Idempotency { request_hash: "h2".into(), ..key.clone() };
+    let r = db.store.create_case(&day_of(t0()), Some(&other_body), t0(), |_| refuse()).await;
+    assert!(matches!(r, Err(StoreError::IdempotencyMismatch)), "{r:?}");
+    let fresh = Idempotency { key: "fresh".into(), ..key.clone() };
+    let r = db.store.create_case(&day_of(t0()), Some(&fresh), t0(), |_| refuse()).await;
+    assert!(matches!(r, Err(StoreError::Refused(_))), "{r:?}");
+    assert_eq!(db.store.table_counts().await.unwrap(), before);
+}
+
 /// 8 retries of one request at once (same idempotency key): one case, 7 replays.
 async fn concurrent_idempotent_creates_make_one_case(db: Db) {
     let w = world(&db).await;
@@ -1645,6 +1666,7 @@ conformance!(
     list_cases_cursor_paging,
     concurrent_creates_get_distinct_numbers,
     a_refused_create_does_not_spoil_its_batch,
+    a_retry_is_answered_even_when_now_refused,
     concurrent_idempotent_creates_make_one_case,
     concurrent_acts_on_one_case_serialise,
     concurrent_acts_on_many_cases,

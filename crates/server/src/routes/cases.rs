@@ -116,10 +116,10 @@ async fn require_photos(app: &AppState, ids: &[String]) -> ApiResult<()> {
 }
 
 /// The local date of `now` as `YYYYMMDD`, for case numbers.
-fn local_day(app: &AppState) -> String {
+fn local_day(app: &AppState, now: jiff::Timestamp) -> String {
     let offset =
         jiff::tz::Offset::from_seconds(app.calendar().utc_offset_minutes() * 60).unwrap_or(jiff::tz::Offset::UTC);
-    let dt = offset.to_datetime(app.now());
+    let dt = offset.to_datetime(now);
     format!("{:04}{:02}{:02}", dt.year(), dt.month(), dt.day())
 }
 
@@ -198,7 +198,7 @@ pub async fn create_case(
     let kind = body.kind;
     let created = app
         .store
-        .create_case(&local_day(&app), idem.as_ref(), now, |number| {
+        .create_case(&local_day(&app, now), idem.as_ref(), now, |number| {
             let ctx = Ctx { now, calendar: &calendar, stages: &stages, departments: &departments, class: &class };
             let report = NewReport {
                 number,
@@ -408,7 +408,8 @@ pub async fn act(
         require_photos(&app, &step.photo_ids).await?;
     }
     if let Command::Void { duplicate_of: Some(other) } = step.command {
-        if app.store.get_case(other).await?.is_none() {
+        // Only a case the actor can see may be named, so ids cannot be probed this way.
+        if !app.store.get_case(other).await?.is_some_and(|c| can_see(&auth, &c, &tree)) {
             return Err(ApiError::invalid("duplicate_of", "no such case"));
         }
     }
