@@ -27,9 +27,9 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationIn {
-    #[schema(example = 117.18)]
+    #[schema(example = 117.18, minimum = -180, maximum = 180)]
     pub lon: f64,
-    #[schema(example = 34.26)]
+    #[schema(example = 34.26, minimum = -90, maximum = 90)]
     pub lat: f64,
     /// Coordinate system of `lon`/`lat`; stored as WGS-84.
     pub coord_sys: Option<CoordSys>,
@@ -40,14 +40,17 @@ pub struct LocationIn {
 #[serde(deny_unknown_fields)]
 pub struct ReportBody {
     pub kind: Kind,
-    #[schema(example = "06010")]
+    #[schema(example = "06010", pattern = "^[0-9]{5}$")]
     pub class_code: String,
     pub urgency: Option<Urgency>,
-    #[schema(example = "路边有一堆暴露垃圾")]
+    #[schema(example = "路边有一堆暴露垃圾", min_length = 1, max_length = 2000)]
     pub description: String,
     pub location: LocationIn,
     /// Location description (≤ 256 characters).
+    #[schema(max_length = 256)]
     pub address: Option<String>,
+    /// Ids from `POST /api/v1/photos` (SHA-256, lowercase hex).
+    #[schema(max_items = 9)]
     pub photo_ids: Option<Vec<String>>,
     /// Where the report came from; defaults from the reporter's role (an acceptor entering a
     /// hotline call sends `hotline`).
@@ -78,11 +81,20 @@ pub struct CasePage {
 
 fn out(app: &AppState, case: Case, events: Option<Vec<Event>>) -> CaseOut {
     let now = app.now();
-    let light = match (case.deadline, case.state.is_final() || case.state == CaseState::Suspended) {
-        (Some(d), false) => {
-            let natural = false;
-            Some(app.calendar().light(case.stage_started_at, d, now, natural))
-        }
+    let stages = app.stages();
+    // The light is measured in the stage's own kind of time (working or natural).
+    let stage_limit = match case.state {
+        CaseState::Verifying => Some(stages.verify),
+        CaseState::Reported => Some(stages.accept),
+        CaseState::Accepted => Some(stages.file),
+        CaseState::Filed => Some(stages.dispatch),
+        CaseState::Dispatched => case.disposal_limit,
+        CaseState::Disposed => Some(stages.check),
+        CaseState::Checked => Some(stages.close),
+        _ => None,
+    };
+    let light = match (case.deadline, stage_limit) {
+        (Some(d), Some(limit)) => Some(app.calendar().light(case.stage_started_at, d, now, limit.is_natural())),
         _ => None,
     };
     CaseOut { overdue: case.is_overdue(now) && case.state != CaseState::Suspended, light, events, case }

@@ -49,6 +49,7 @@ pub async fn get_region(State(app): State<AppState>, _auth: Auth, Path(code): Pa
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegionEdit {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     pub area_class: AreaClass,
 }
@@ -158,8 +159,9 @@ pub async fn get_department(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentNew {
-    #[schema(example = "HW-QS")]
+    #[schema(example = "HW-QS", pattern = "^[A-Za-z0-9_-]{1,32}$")]
     pub code: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// The city-level department a sub-unit belongs to; absent for a city-level department.
     pub parent_id: Option<i64>,
@@ -168,7 +170,9 @@ pub struct DepartmentNew {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentEdit {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,32}$")]
     pub code: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
@@ -247,8 +251,11 @@ pub async fn list_users(State(app): State<AppState>, auth: Auth) -> ApiResult<Js
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserNew {
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub username: String,
+    #[schema(max_length = 100)]
     pub display_name: Option<String>,
+    #[schema(min_length = 4, max_length = 1000)]
     pub password: String,
     pub role: Role,
     /// Region scope for centre roles and collectors, department scope for handlers, `own`
