@@ -188,7 +188,7 @@ fn sign_in(client: &Client, server: &Server, username: &str, password: &str) -> 
 
 fn token(client: &Client, server: &Server, username: &str, password: &str) -> String {
     let res = sign_in(client, server, username, password);
-    assert_eq!(res.status(), StatusCode::CREATED, "sign-in as {username}: {:?}", res.text());
+    assert_eq!(res.status(), StatusCode::OK, "sign-in as {username}: {:?}", res.text());
     let body: Value = res.json().expect("token json");
     body["token"].as_str().expect("token field").to_owned()
 }
@@ -460,7 +460,7 @@ fn user_add_then_sign_in() {
     let server = Server::start("serve", &db, dir.path());
     let client = http();
     let res = sign_in(&client, &server, "wang.collector", "s3cret-pw");
-    assert_eq!(res.status(), StatusCode::CREATED, "{:?}", res.text());
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text());
     let body: Value = res.json().expect("json");
     assert!(body["token"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
     assert_eq!(body["user"]["username"], "wang.collector", "{body}");

@@ -141,7 +141,7 @@ pub struct TokenOut {
 
 /// Sign in with username and password; returns a bearer token.
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = SignIn,
-    responses((status = 201, body = TokenOut), (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = TokenOut), (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = crate::error::Problem, content_type = "application/problem+json"), (status = 415, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn sign_in(State(app): State<AppState>, Json(req): Json<SignIn>) -> ApiResult<(StatusCode, Json<TokenOut>)> {
@@ -174,7 +174,7 @@ pub async fn sign_in(State(app): State<AppState>, Json(req): Json<SignIn>) -> Ap
     let now = app.now();
     let expires_at = now.checked_add(app.settings.token_ttl).map_err(|e| ApiError::Internal(e.to_string()))?;
     app.store.insert_token(&token_hash(&token), user.id, now, expires_at).await?;
-    Ok((StatusCode::CREATED, Json(TokenOut { token, expires_at, user: user.into() })))
+    Ok((StatusCode::OK, Json(TokenOut { token, expires_at, user: user.into() })))
 }
 
 /// Sign out: revoke the token this request carries.

@@ -34,7 +34,7 @@ async fn sign_in_and_out(backend: Backend) {
     assert_eq!(app.counts().await, before);
 
     // 2026-09-28 09:00 + 12 hours.
-    let v = sign_in(json!({"username": "leader", "password": "demo"})).await.ok(201);
+    let v = sign_in(json!({"username": "leader", "password": "demo"})).await.ok(200);
     assert_eq!(ts(&v["expires_at"]), Some(bj("2026-09-28 21:00")));
     assert_eq!(v["user"]["username"], "leader");
     assert_eq!(v["user"]["role"], "leader");

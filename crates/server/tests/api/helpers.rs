@@ -285,7 +285,7 @@ impl TestApp {
                 body.to_string().into_bytes(),
             )
             .await;
-        let v = r.ok(201);
+        let v = r.ok(200);
         v["token"].as_str().expect("token").to_owned()
     }
 
