@@ -11,6 +11,7 @@
 //! transaction that appends the event and rewrites the projection row, so the two never
 //! disagree, and a refused action (the domain's `decide` returns a refusal) rolls back to nothing.
 
+mod batch;
 mod postgres;
 mod sqlite;
 
@@ -799,7 +800,7 @@ impl Store {
     /// the event and write the projection. With an idempotency key, a retry returns the case
     /// the first request created. `build` is called with an empty number: the store assigns it.
     ///
-    /// On SQLite, concurrent creates are committed together (group commit): one writer task
+    /// Concurrent creates are committed together (group commit, `batch.rs`): one writer task
     /// takes every create waiting for it, runs them in one transaction, commits once, and only
     /// then answers each caller.
     pub async fn create_case<F>(
@@ -823,12 +824,7 @@ impl Store {
         let job = CreateJob { day: day.to_owned(), idem: idem.cloned(), now, event };
         match &*self.inner {
             Inner::Sqlite(p) => p.batcher.submit(job).await,
-            Inner::Postgres(p) => {
-                let mut tx = p.pool.begin().await?;
-                let created = create_in!(tx, job)?;
-                tx.commit().await?;
-                Ok(created)
-            }
+            Inner::Postgres(p) => p.batcher.submit(job).await,
         }
     }
 

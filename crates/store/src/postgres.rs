@@ -9,6 +9,8 @@ use std::time::Duration;
 
 pub(crate) struct Pools {
     pub pool: PgPool,
+    /// Group commit for case creation (see `batch.rs`).
+    pub batcher: crate::batch::postgres::Batcher,
 }
 
 impl Pools {
@@ -19,6 +21,7 @@ impl Pools {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts)
             .await?;
-        Ok(Pools { pool })
+        let batcher = crate::batch::postgres::Batcher::start(pool.clone());
+        Ok(Pools { pool, batcher })
     }
 }
