@@ -51,6 +51,13 @@ impl DepartmentTree {
         self.by_id.values().find(|d| d.code == code)
     }
 
+    /// Ids of `root` and every department below it.
+    pub fn subtree(&self, root: i64) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.by_id.keys().copied().filter(|id| self.is_within(*id, root)).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// True when `id` is `ancestor` or below it. Walks at most a few levels; a cycle in bad
     /// data cannot loop forever because the walk is bounded by the tree size.
     pub fn is_within(&self, id: i64, ancestor: i64) -> bool {
@@ -212,6 +219,9 @@ mod tests {
         assert!(!t.is_within(1, 2));
         assert!(!t.is_within(2, 3));
         assert!(!t.is_within(99, 1));
+        assert_eq!(t.subtree(1), vec![1, 2]);
+        assert_eq!(t.subtree(2), vec![2]);
+        assert!(t.subtree(99).is_empty());
         let s = Scope::Department { department_id: 1 };
         assert!(s.covers_department(&t, 2));
         assert!(!s.covers_department(&t, 3));

@@ -108,8 +108,15 @@ impl AppState {
         Ok(state)
     }
 
-    /// Re-read calendar years, stage limits and grids from the store.
+    /// Re-read everything the server caches from the store.
     pub async fn reload(&self) -> ApiResult<()> {
+        self.reload_time_rules().await?;
+        self.reload_map().await?;
+        self.reload_catalogue().await
+    }
+
+    /// Calendar years and stage limits, after an administrator changed them.
+    pub async fn reload_time_rules(&self) -> ApiResult<()> {
         let mut cal = WorkCalendar::china_default();
         for (_key, csv) in self.store.settings_with_prefix(CALENDAR_KEY_PREFIX).await? {
             cal.load_year_csv(&csv).map_err(internal)?;
@@ -118,14 +125,19 @@ impl AppState {
             Some(s) => serde_json::from_str(&s).map_err(internal)?,
             None => StageLimits::default(),
         };
+        *self.calendar.write().map_err(internal)? = Arc::new(cal);
+        *self.stages.write().map_err(internal)? = stages;
+        Ok(())
+    }
+
+    /// The grid index and the grids' area classes, after the map changed.
+    pub async fn reload_map(&self) -> ApiResult<()> {
         let mut grids = Vec::new();
         // Each grid's geometry is stored as its GeoJSON Feature.
         for (_code, feature) in self.store.grid_geometries().await? {
             grids.extend(citygrid_geo::geojson::grids_from_geojson(&feature).map_err(internal)?);
         }
         let index = GridIndex::new(grids).map_err(internal)?;
-        let classes: HashMap<_, _> =
-            self.store.list_classes().await?.into_iter().map(|c| ((c.kind, c.code.as_str().to_owned()), c)).collect();
         let areas: HashMap<_, _> = self
             .store
             .list_regions(None, Some(RegionLevel::Grid))
@@ -133,11 +145,16 @@ impl AppState {
             .into_iter()
             .map(|r| (r.code.as_str().to_owned(), r.area_class))
             .collect();
-        *self.classes.write().map_err(internal)? = Arc::new(classes);
-        *self.area_classes.write().map_err(internal)? = Arc::new(areas);
-        *self.calendar.write().map_err(internal)? = Arc::new(cal);
-        *self.stages.write().map_err(internal)? = stages;
         *self.grids.write().map_err(internal)? = Arc::new(index);
+        *self.area_classes.write().map_err(internal)? = Arc::new(areas);
+        Ok(())
+    }
+
+    /// The catalogue, after a class was added, edited or removed.
+    pub async fn reload_catalogue(&self) -> ApiResult<()> {
+        let classes: HashMap<_, _> =
+            self.store.list_classes().await?.into_iter().map(|c| ((c.kind, c.code.as_str().to_owned()), c)).collect();
+        *self.classes.write().map_err(internal)? = Arc::new(classes);
         Ok(())
     }
 

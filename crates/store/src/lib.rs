@@ -560,7 +560,10 @@ impl Store {
     }
 
     pub async fn get_department(&self, id: i64) -> Result<Option<Department>> {
-        Ok(self.list_departments().await?.into_iter().find(|d| d.id == id))
+        let sql = "SELECT id, code, name, parent_id, tier FROM departments WHERE id = $1";
+        let row: Option<(i64, String, String, Option<i64>, i64)> =
+            both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(id).fetch_optional(r).await? });
+        Ok(row.map(|(id, code, name, parent_id, tier)| Department { id, code, name, parent_id, tier: tier as u8 }))
     }
 
     /// Create a department; a sub-unit (三级) under a city-level one (二级).
@@ -782,15 +785,19 @@ impl Store {
 
     /// The ids among `ids` that are not stored.
     pub async fn missing_photos(&self, ids: &[String]) -> Result<Vec<String>> {
-        let sql = "SELECT COUNT(*) FROM photos WHERE id = $1";
-        let mut missing = Vec::new();
-        for id in ids {
-            let n: i64 = both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(id).fetch_one(r).await? });
-            if n == 0 {
-                missing.push(id.clone());
-            }
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(missing)
+        let stored: Vec<String> = both!(self, |_w, r, _f| {
+            let mut q = sqlx::QueryBuilder::new("SELECT id FROM photos WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(id.clone());
+            }
+            q.push(")");
+            q.build_query_scalar().fetch_all(r).await?
+        });
+        Ok(ids.iter().filter(|id| !stored.contains(id)).cloned().collect())
     }
 
     // ---- cases ---------------------------------------------------------------------------

@@ -353,16 +353,7 @@ pub async fn list_cases(
     let vis = match &auth.user.scope {
         Scope::Region { code } => Visibility::Region(code.clone()),
         Scope::Department { department_id } => {
-            let tree = app.departments().await?;
-            let ids = app
-                .store
-                .list_departments()
-                .await?
-                .into_iter()
-                .filter(|d| tree.is_within(d.id, *department_id))
-                .map(|d| d.id)
-                .collect();
-            Visibility::Departments(ids)
+            Visibility::Departments(app.departments().await?.subtree(*department_id))
         }
         Scope::Own => Visibility::Reporter(auth.user.id),
     };

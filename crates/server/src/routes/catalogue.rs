@@ -170,7 +170,7 @@ pub async fn update(
     validate(&app, &edit).await?;
     apply(&mut class, edit);
     app.store.upsert_classes(std::slice::from_ref(&class)).await?;
-    app.reload().await?;
+    app.reload_catalogue().await?;
     Ok(Json(class))
 }
 
@@ -215,7 +215,7 @@ pub async fn create(
     };
     apply(&mut class, edit);
     app.store.upsert_classes(std::slice::from_ref(&class)).await?;
-    app.reload().await?;
+    app.reload_catalogue().await?;
     Ok((StatusCode::CREATED, Json(class)))
 }
 
@@ -236,6 +236,6 @@ pub async fn delete(
         return Err(ApiError::conflict("national_class", "national classes cannot be removed; set active to false"));
     }
     app.store.delete_class(kind, &code).await?;
-    app.reload().await?;
+    app.reload_catalogue().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -72,7 +72,7 @@ pub async fn update_region(
         return Err(ApiError::invalid("name", "1 to 100 characters"));
     }
     let region = app.store.update_region(&code, name, e.area_class).await?;
-    app.reload().await?;
+    app.reload_map().await?;
     Ok(Json(region))
 }
 
@@ -133,7 +133,7 @@ pub async fn create_region(
     let region =
         Region { level: code.level(), parent: Some(parent), area_class: n.area_class.unwrap_or_default(), name, code };
     app.store.upsert_regions(&[(region.clone(), geometry)]).await?;
-    app.reload().await?;
+    app.reload_map().await?;
     Ok((StatusCode::CREATED, Json(region)))
 }
 
@@ -345,6 +345,6 @@ pub async fn delete_region(State(app): State<AppState>, auth: Auth, Path(code): 
         return Err(ApiError::conflict("in_use", "the city itself cannot be removed"));
     }
     app.store.delete_region(&code).await?;
-    app.reload().await?;
+    app.reload_map().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -46,7 +46,7 @@ pub async fn put_stage_limits(
     }
     let text = serde_json::to_string(&limits).map_err(|e| ApiError::Internal(e.to_string()))?;
     app.store.put_setting(STAGE_LIMITS_KEY, &text).await?;
-    app.reload().await?;
+    app.reload_time_rules().await?;
     Ok(Json(app.stages()))
 }
 
@@ -109,6 +109,6 @@ pub async fn put_calendar_year(
         return Err(ApiError::invalid("year", format!("the file is for {loaded}, not {year}")));
     }
     app.store.put_setting(&format!("{CALENDAR_KEY_PREFIX}{year}"), &body).await?;
-    app.reload().await?;
+    app.reload_time_rules().await?;
     Ok(get_calendar(State(app), auth).await)
 }
