@@ -962,9 +962,6 @@ pub fn decide(case: &Case, step: &Step, actor: &Actor, ctx: &Ctx) -> Result<Even
             | Change::Urge
             | Change::Resume
     );
-    if to_state == State::Suspended {
-        deadline = case.deadline;
-    }
     Ok(Event {
         seq: case.version + 1,
         at: now,

@@ -264,6 +264,27 @@ pub(crate) struct CreateJob {
     pub event: std::result::Result<Event, Refusal>,
 }
 
+/// Append `$event` of case `$id` to the log on the connection or transaction `$c`.
+macro_rules! append_event {
+    ($c:ident, $id:expr, $event:expr) => {{
+        let e: &citygrid_core::case::Event = $event;
+        sqlx::query(
+            "INSERT INTO case_events (case_id, seq, at, actor_id, action, from_state, to_state, data) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind($id)
+        .bind(e.seq as i64)
+        .bind($crate::ms(e.at))
+        .bind(e.actor_id)
+        .bind(e.change.action().as_str())
+        .bind(e.from_state.map(|s| s.as_str()))
+        .bind(e.to_state.as_str())
+        .bind($crate::json(e)?)
+        .execute(&mut *$c)
+        .await?;
+    }};
+}
+
 /// The statements of one create, on the connection or transaction `$c`; evaluates to
 /// `Result<Created>`. Shared by the PostgreSQL path and SQLite's group-commit writer.
 macro_rules! create_in {
@@ -283,8 +304,6 @@ macro_rules! create_in {
                                RETURNING id";
             let set_data = "UPDATE cases SET data = $1 WHERE id = $2";
             let read_case = "SELECT data FROM cases WHERE id = $1";
-            let insert_event = "INSERT INTO case_events (case_id, seq, at, actor_id, action, from_state, to_state, data) \
-                                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
             if let (Some(k), Err(refusal)) = (&job.idem, &job.event) {
                 // Refused now, but a retry of a request that succeeded earlier (the class or
                 // the reporter's scope changed since) still gets its case back.
@@ -353,17 +372,7 @@ macro_rules! create_in {
                 .await?;
             let case = Case { id, ..case };
             sqlx::query(set_data).bind(json(&case)?).bind(id).execute(&mut *$c).await?;
-            sqlx::query(insert_event)
-                .bind(id)
-                .bind(event.seq as i64)
-                .bind(ms(event.at))
-                .bind(event.actor_id)
-                .bind(event.change.action().as_str())
-                .bind(event.from_state.map(|s| s.as_str()))
-                .bind(event.to_state.as_str())
-                .bind(json(&event)?)
-                .execute(&mut *$c)
-                .await?;
+            $crate::append_event!($c, id, &event);
             if let Some(k) = &job.idem {
                 sqlx::query(idem_set).bind(id).bind(k.user_id).bind(&k.key).execute(&mut *$c).await?;
             }
@@ -372,6 +381,7 @@ macro_rules! create_in {
         .await
     }};
 }
+pub(crate) use append_event;
 pub(crate) use create_in;
 
 impl Store {
@@ -857,8 +867,6 @@ impl Store {
     {
         let update = "UPDATE cases SET state = $1, department_id = $2, deadline = $3, case_deadline = $4, \
                       urged = $5, updated_at = $6, version = $7, urgency = $8, data = $9 WHERE id = $10 AND version = $11";
-        let insert_event = "INSERT INTO case_events (case_id, seq, at, actor_id, action, from_state, to_state, data) \
-                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         both!(self, |w, _r, for_update| {
             let mut conn = w.acquire().await?;
             let result = async {
@@ -888,17 +896,7 @@ impl Store {
                 if n != 1 {
                     return Err(StoreError::Conflict("the case changed meanwhile; retry".into()));
                 }
-                sqlx::query(insert_event)
-                    .bind(id)
-                    .bind(event.seq as i64)
-                    .bind(ms(event.at))
-                    .bind(event.actor_id)
-                    .bind(event.change.action().as_str())
-                    .bind(event.from_state.map(|s| s.as_str()))
-                    .bind(event.to_state.as_str())
-                    .bind(json(&event)?)
-                    .execute(&mut *tx)
-                    .await?;
+                append_event!(tx, id, &event);
                 tx.commit().await?;
                 Ok::<Case, StoreError>(next)
             }

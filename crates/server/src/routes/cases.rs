@@ -97,7 +97,7 @@ fn out(app: &AppState, case: Case, events: Option<Vec<Event>>) -> CaseOut {
         (Some(d), Some(limit)) => Some(app.calendar().light(case.stage_started_at, d, now, limit.is_natural())),
         _ => None,
     };
-    CaseOut { overdue: case.is_overdue(now) && case.state != CaseState::Suspended, light, events, case }
+    CaseOut { overdue: case.is_overdue(now), light, events, case }
 }
 
 /// Can this user read this case?
