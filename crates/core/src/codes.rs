@@ -187,7 +187,7 @@ impl Kind {
 /// A 5-digit class code: 2-digit major + 3-digit minor (GB/T 47678.5-2026).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct ClassCode(String);
+pub struct ClassCode(pub(crate) String);
 
 impl ClassCode {
     pub fn parse(s: &str) -> Result<Self, CodeError> {

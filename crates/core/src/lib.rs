@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod case;
 pub mod catalogue;
 pub mod codes;
+pub mod component;
 pub mod org;
 
 pub use jiff::Timestamp;

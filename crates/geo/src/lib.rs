@@ -12,10 +12,18 @@
 //! All geometry is in WGS-84 longitude/latitude degrees: the small areas involved (a unit grid
 //! is about 100 m across) make planar computations on degrees accurate enough for containment.
 
+pub mod area;
+pub mod citydir;
 pub mod coord;
 pub mod demo;
+pub mod generate;
+pub mod geocode;
 pub mod geojson;
 pub mod grid;
+pub mod layers;
+pub mod mvt;
+pub mod points;
+pub mod validate;
 
 pub use coord::CoordSys;
 pub use grid::{GridIndex, GridPolygon};
