@@ -12,8 +12,11 @@
 //! disagree, and a refused action (the domain's `decide` returns a refusal) rolls back to nothing.
 
 mod batch;
+mod map;
 mod postgres;
 mod sqlite;
+
+pub use map::{CaseMarker, ComponentFilter, ImportSummary, MapPage, OPEN_STATES};
 
 use citygrid_core::case::{Case, Event, Refusal};
 use citygrid_core::catalogue::ClassInfo;
@@ -50,6 +53,9 @@ pub enum StoreError {
     Commit(String),
     #[error("unsupported database url {0:?}: use sqlite:PATH or postgres://...")]
     Url(String),
+    /// The input was refused as a whole (an import row that does not fit); nothing was written.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -139,6 +145,8 @@ pub struct CaseFilter {
     pub created_from: Option<Timestamp>,
     pub created_to: Option<Timestamp>,
     pub urged: Option<bool>,
+    /// Only cases whose position lies in (min_lon, min_lat, max_lon, max_lat), edges included.
+    pub bbox: Option<(f64, f64, f64, f64)>,
 }
 
 /// What the reader may see: the store turns a data scope into SQL.
@@ -195,7 +203,9 @@ macro_rules! both {
     };
 }
 
-const CASE_TABLES: [&str; 12] = [
+pub(crate) use both;
+
+const CASE_TABLES: [&str; 17] = [
     "settings",
     "regions",
     "departments",
@@ -208,6 +218,11 @@ const CASE_TABLES: [&str; 12] = [
     "case_events",
     "idempotency",
     "bench_raw",
+    "areas",
+    "kiosks",
+    "roads",
+    "addresses",
+    "components",
 ];
 
 fn unique_violation(e: &sqlx::Error) -> bool {
@@ -299,9 +314,9 @@ macro_rules! create_in {
                                ON CONFLICT (day) DO UPDATE SET last = case_numbers.last + 1 RETURNING last";
             let insert_case = "INSERT INTO cases (number, state, source, kind, class_code, urgency, grid_code, \
                                community_code, street_code, district_code, department_id, reporter_id, deadline, \
-                               case_deadline, urged, created_at, updated_at, version, data) \
-                               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, '{}') \
-                               RETURNING id";
+                               case_deadline, urged, created_at, updated_at, version, lon, lat, data) \
+                               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+                               $19, $20, '{}') RETURNING id";
             let set_data = "UPDATE cases SET data = $1 WHERE id = $2";
             let read_case = "SELECT data FROM cases WHERE id = $1";
             if let (Some(k), Err(refusal)) = (&job.idem, &job.event) {
@@ -368,6 +383,8 @@ macro_rules! create_in {
                 .bind(ms(case.created_at))
                 .bind(ms(case.updated_at))
                 .bind(case.version as i64)
+                .bind(case.location.lon)
+                .bind(case.location.lat)
                 .fetch_one(&mut *$c)
                 .await?;
             let case = Case { id, ..case };
@@ -383,6 +400,124 @@ macro_rules! create_in {
 }
 pub(crate) use append_event;
 pub(crate) use create_in;
+
+/// Append the visibility and the filters of a case list to `$q` (a `QueryBuilder` over `cases`
+/// whose WHERE is open), so that the list and the map markers select exactly the same cases.
+/// `$sqlite` picks the spatial test: the R*Tree on SQLite, the GiST point index on PostgreSQL.
+macro_rules! push_case_filters {
+    ($q:ident, $vis:expr, $f:expr, $sqlite:expr) => {{
+        let vis: &Visibility = $vis;
+        let f: &CaseFilter = $f;
+        let q = &mut $q;
+        match vis {
+            Visibility::All => {}
+            Visibility::Region(code) => {
+                if code.level() != RegionLevel::City {
+                    q.push(" AND grid_code LIKE ").push_bind(format!("{}%", code.as_str()));
+                } else {
+                    q.push(" AND grid_code LIKE ").push_bind(format!("{}%", &code.as_str()[..4]));
+                }
+            }
+            Visibility::Departments(ids) => {
+                q.push(" AND department_id IN (");
+                let mut sep = q.separated(", ");
+                sep.push_bind(-1i64);
+                for id in ids {
+                    sep.push_bind(*id);
+                }
+                q.push(")");
+            }
+            Visibility::Reporter(uid) => {
+                q.push(" AND reporter_id = ").push_bind(*uid);
+            }
+        }
+        if !f.states.is_empty() {
+            q.push(" AND state IN (");
+            let mut sep = q.separated(", ");
+            for s in &f.states {
+                sep.push_bind(s.clone());
+            }
+            q.push(")");
+        }
+        if let Some(k) = f.kind {
+            q.push(" AND kind = ").push_bind(k.as_str());
+        }
+        if let Some(c) = &f.class_code {
+            q.push(" AND class_code = ").push_bind(c.clone());
+        }
+        if let Some(c) = &f.district {
+            q.push(" AND district_code = ").push_bind(c.as_str().to_owned());
+        }
+        if let Some(c) = &f.street {
+            q.push(" AND street_code = ").push_bind(c.as_str().to_owned());
+        }
+        if let Some(c) = &f.community {
+            q.push(" AND community_code = ").push_bind(c.as_str().to_owned());
+        }
+        if let Some(c) = &f.grid {
+            q.push(" AND grid_code = ").push_bind(c.as_str().to_owned());
+        }
+        if let Some(d) = f.department_id {
+            q.push(" AND department_id = ").push_bind(d);
+        }
+        if let Some(s) = &f.source {
+            q.push(" AND source = ").push_bind(s.clone());
+        }
+        if let Some(u) = f.urged {
+            q.push(" AND urged = ").push_bind(u as i64);
+        }
+        if let Some(t) = f.created_from {
+            q.push(" AND created_at >= ").push_bind(ms(t));
+        }
+        if let Some(t) = f.created_to {
+            q.push(" AND created_at < ").push_bind(ms(t));
+        }
+        if let (Some(o), Some(now)) = (f.overdue, f.now) {
+            let open = " AND state NOT IN ('closed', 'rejected', 'refused', 'voided', 'suspended')";
+            if o {
+                q.push(open).push(" AND deadline < ").push_bind(ms(now));
+            } else {
+                q.push(" AND NOT (state NOT IN ('closed', 'rejected', 'refused', 'voided', 'suspended') AND deadline IS NOT NULL AND deadline < ")
+                    .push_bind(ms(now))
+                    .push(")");
+            }
+        }
+        if let Some((x0, y0, x1, y1)) = f.bbox {
+            if $sqlite {
+                // The R*Tree's 32-bit boxes are rounded outwards: it gives candidates, the
+                // columns give the exact answer.
+                q.push(" AND id IN (SELECT id FROM cases_rtree WHERE min_lon <= ")
+                    .push_bind(x1)
+                    .push(" AND max_lon >= ")
+                    .push_bind(x0)
+                    .push(" AND min_lat <= ")
+                    .push_bind(y1)
+                    .push(" AND max_lat >= ")
+                    .push_bind(y0)
+                    .push(")");
+            } else {
+                q.push(" AND point(lon, lat) <@ box(point(")
+                    .push_bind(x0)
+                    .push(", ")
+                    .push_bind(y0)
+                    .push("), point(")
+                    .push_bind(x1)
+                    .push(", ")
+                    .push_bind(y1)
+                    .push("))");
+            }
+            q.push(" AND lon >= ")
+                .push_bind(x0)
+                .push(" AND lon <= ")
+                .push_bind(x1)
+                .push(" AND lat >= ")
+                .push_bind(y0)
+                .push(" AND lat <= ")
+                .push_bind(y1);
+        }
+    }};
+}
+pub(crate) use push_case_filters;
 
 impl Store {
     /// Open (and create, for SQLite) the database named by `url`: `sqlite:PATH`,
@@ -464,13 +599,15 @@ impl Store {
 
     /// Insert or replace regions (parents first); all or nothing.
     pub async fn upsert_regions(&self, regions: &[(Region, Option<String>)]) -> Result<()> {
-        let sql = "INSERT INTO regions (code, name, level, parent, area_class, geometry) \
-                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code) DO UPDATE SET \
+        let sql = "INSERT INTO regions (code, name, level, parent, area_class, geometry, min_lon, min_lat, max_lon, max_lat) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (code) DO UPDATE SET \
                    name = excluded.name, level = excluded.level, parent = excluded.parent, \
-                   area_class = excluded.area_class, geometry = excluded.geometry";
+                   area_class = excluded.area_class, geometry = excluded.geometry, min_lon = excluded.min_lon, \
+                   min_lat = excluded.min_lat, max_lon = excluded.max_lon, max_lat = excluded.max_lat";
         both!(self, |w, _r, _f| {
             let mut tx = w.begin().await?;
             for (r, geometry) in regions {
+                let bbox = geometry.as_deref().and_then(map::geojson_text_bbox);
                 sqlx::query(sql)
                     .bind(r.code.as_str())
                     .bind(&r.name)
@@ -478,6 +615,10 @@ impl Store {
                     .bind(r.parent.as_ref().map(|p| p.as_str().to_owned()))
                     .bind(r.area_class.as_str())
                     .bind(geometry.as_deref())
+                    .bind(bbox.map(|b| b.0))
+                    .bind(bbox.map(|b| b.1))
+                    .bind(bbox.map(|b| b.2))
+                    .bind(bbox.map(|b| b.3))
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| {
@@ -920,81 +1061,10 @@ impl Store {
         limit: u32,
     ) -> Result<Page<Case>> {
         let limit = limit.clamp(1, 500) as i64;
+        let sqlite = self.backend() == "sqlite";
         both!(self, |_w, r, _f| {
             let mut q = sqlx::QueryBuilder::new("SELECT id, data FROM cases WHERE 1 = 1");
-            match vis {
-                Visibility::All => {}
-                Visibility::Region(code) => {
-                    if code.level() != RegionLevel::City {
-                        q.push(" AND grid_code LIKE ").push_bind(format!("{}%", code.as_str()));
-                    } else {
-                        q.push(" AND grid_code LIKE ").push_bind(format!("{}%", &code.as_str()[..4]));
-                    }
-                }
-                Visibility::Departments(ids) => {
-                    q.push(" AND department_id IN (");
-                    let mut sep = q.separated(", ");
-                    sep.push_bind(-1i64);
-                    for id in ids {
-                        sep.push_bind(*id);
-                    }
-                    q.push(")");
-                }
-                Visibility::Reporter(uid) => {
-                    q.push(" AND reporter_id = ").push_bind(*uid);
-                }
-            }
-            if !f.states.is_empty() {
-                q.push(" AND state IN (");
-                let mut sep = q.separated(", ");
-                for s in &f.states {
-                    sep.push_bind(s.clone());
-                }
-                q.push(")");
-            }
-            if let Some(k) = f.kind {
-                q.push(" AND kind = ").push_bind(k.as_str());
-            }
-            if let Some(c) = &f.class_code {
-                q.push(" AND class_code = ").push_bind(c.clone());
-            }
-            if let Some(c) = &f.district {
-                q.push(" AND district_code = ").push_bind(c.as_str().to_owned());
-            }
-            if let Some(c) = &f.street {
-                q.push(" AND street_code = ").push_bind(c.as_str().to_owned());
-            }
-            if let Some(c) = &f.community {
-                q.push(" AND community_code = ").push_bind(c.as_str().to_owned());
-            }
-            if let Some(c) = &f.grid {
-                q.push(" AND grid_code = ").push_bind(c.as_str().to_owned());
-            }
-            if let Some(d) = f.department_id {
-                q.push(" AND department_id = ").push_bind(d);
-            }
-            if let Some(s) = &f.source {
-                q.push(" AND source = ").push_bind(s.clone());
-            }
-            if let Some(u) = f.urged {
-                q.push(" AND urged = ").push_bind(u as i64);
-            }
-            if let Some(t) = f.created_from {
-                q.push(" AND created_at >= ").push_bind(ms(t));
-            }
-            if let Some(t) = f.created_to {
-                q.push(" AND created_at < ").push_bind(ms(t));
-            }
-            if let (Some(o), Some(now)) = (f.overdue, f.now) {
-                let open = " AND state NOT IN ('closed', 'rejected', 'refused', 'voided', 'suspended')";
-                if o {
-                    q.push(open).push(" AND deadline < ").push_bind(ms(now));
-                } else {
-                    q.push(" AND NOT (state NOT IN ('closed', 'rejected', 'refused', 'voided', 'suspended') AND deadline IS NOT NULL AND deadline < ")
-                        .push_bind(ms(now))
-                        .push(")");
-                }
-            }
+            push_case_filters!(q, vis, f, sqlite);
             if let Some(b) = before {
                 q.push(" AND id < ").push_bind(b);
             }
