@@ -1414,3 +1414,566 @@ pub fn read_city_dir(dir: &Path, sys: CoordSys) -> Result<CityMap, ImportError> 
     map.addresses = read_csv_file(dir, "addresses.csv", |name, f| read_addresses_csv(name, f, sys))?;
     Ok(map)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{polygon, Polygon};
+
+    fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> Polygon<f64> {
+        polygon![(x: x0, y: y0), (x: x1, y: y0), (x: x1, y: y1), (x: x0, y: y1), (x: x0, y: y0)]
+    }
+
+    fn mp(p: Polygon<f64>) -> MultiPolygon<f64> {
+        MultiPolygon(vec![p])
+    }
+
+    fn code(s: &str) -> RegionCode {
+        RegionCode::parse(s).unwrap()
+    }
+
+    // Awkward decimals, so a lossy float format would show.
+    const X: f64 = 117.183_123_456_789;
+    const Y: f64 = 34.261_987_654_321;
+    const C: f64 = 0.001_234_567_890_123;
+
+    fn credit() -> CreditCode {
+        CreditCode::parse("91350100M000100Y43").unwrap()
+    }
+
+    fn region(c: &str, name: &str, class: AreaClass, p: Polygon<f64>) -> RegionFeature {
+        RegionFeature { code: code(c), name: name.to_owned(), area_class: class, polygon: mp(p) }
+    }
+
+    fn sample_map() -> CityMap {
+        let outer = rect(X, Y, X + 2.0 * C, Y + 2.0 * C);
+        let ring = Polygon::new(
+            rect(X + C, Y + C, X + 2.0 * C, Y + 2.0 * C).exterior().clone(),
+            vec![rect(X + 1.2 * C, Y + 1.2 * C, X + 1.8 * C, Y + 1.8 * C).exterior().clone()],
+        );
+        let regions = vec![
+            region("320311", "泉山区", AreaClass::A, outer.clone()),
+            region("320311001", "王陵街道", AreaClass::B, outer.clone()),
+            region("320311001001", "王陵社区", AreaClass::C, outer.clone()),
+            region("320311001001001", "", AreaClass::A, rect(X, Y + C, X + C, Y + 2.0 * C)),
+            region("320311001001002", "网格二", AreaClass::A, ring),
+            RegionFeature {
+                code: code("320311001001003"),
+                name: "两块".to_owned(),
+                area_class: AreaClass::B,
+                polygon: MultiPolygon(vec![
+                    rect(X, Y, X + C, Y + C),
+                    rect(X + 1.2 * C, Y + 1.2 * C, X + 1.8 * C, Y + 1.8 * C),
+                ]),
+            },
+        ];
+        let areas = AreaLayer::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &layer)| Area {
+                layer,
+                code: format!("A{i}"),
+                name: format!("责任区{i}"),
+                owner: format!("owner,{i}"),
+                polygon: mp(outer.clone()),
+            })
+            .collect();
+        CityMap {
+            regions,
+            areas,
+            kiosks: vec![Kiosk {
+                code: "K01".into(),
+                name: "岗亭一".into(),
+                patrol_district: "A0".into(),
+                lon: X + 0.1 * C,
+                lat: Y + 0.3 * C,
+            }],
+            roads: vec![Road {
+                code: "R1".into(),
+                name: "淮海东路".into(),
+                aliases: vec!["淮海路".into(), "Huaihai E Rd".into()],
+                district: code("320311"),
+                line: MultiLineString(vec![LineString::from(vec![(X, Y), (X + C, Y + 0.5 * C), (X + 2.0 * C, Y)])]),
+            }],
+            addresses: vec![
+                Address {
+                    code: "320311-D-000001".into(),
+                    kind: AddressKind::Door,
+                    name: "淮海东路18号".into(),
+                    aliases: vec![],
+                    district: code("320311"),
+                    road: Some("淮海东路".into()),
+                    number: Some("18号".into()),
+                    lon: X + 0.5 * C,
+                    lat: Y + 0.25 * C,
+                },
+                Address {
+                    code: "320311-P-000002".into(),
+                    kind: AddressKind::Poi,
+                    name: "徐州市第一中学, \"一中\"".into(),
+                    aliases: vec!["一中".into(), "徐州一中".into()],
+                    district: code("320311"),
+                    road: None,
+                    number: None,
+                    lon: X,
+                    lat: Y,
+                },
+            ],
+            components: vec![],
+            departments: vec![
+                DepartmentRow {
+                    code: "CG".into(), name: "城管局".into(), parent: None, credit_code: Some(credit())
+                },
+                DepartmentRow {
+                    code: "CG-1".into(),
+                    name: "一大队".into(),
+                    parent: Some("CG".into()),
+                    credit_code: None,
+                },
+            ],
+            users: vec![
+                UserRow {
+                    username: "zhang".into(),
+                    display_name: "张三".into(),
+                    role: "collector".into(),
+                    scope: "region:320311001".into(),
+                },
+                UserRow {
+                    username: "li".into(),
+                    display_name: "李四".into(),
+                    role: "handler".into(),
+                    scope: "department:CG".into(),
+                },
+            ],
+        }
+    }
+
+    fn date(s: &str) -> jiff::civil::Date {
+        s.parse().unwrap()
+    }
+
+    fn components() -> Vec<Component> {
+        let base = Component {
+            id: ComponentId::parse("32031101001000042").unwrap(),
+            legacy_id: None,
+            name: "上水井盖".into(),
+            dept_credit_code: credit(),
+            dept_name: "徐州市水务局".into(),
+            grid_code: code("320311001001001"),
+            state: ComponentState::Intact,
+            start_date: date("2024-03-01"),
+            owner: None,
+            maintainer: None,
+            change_date: None,
+            data_source: None,
+            note: None,
+            geometry: Geometry::Point(Point::new(X + 0.3 * C, Y + 1.5 * C)),
+        };
+        vec![
+            base.clone(),
+            Component {
+                id: ComponentId::parse("32031102003000007").unwrap(),
+                legacy_id: Some("3203110203000007".into()),
+                name: "护栏".into(),
+                state: ComponentState::Damaged,
+                owner: Some("市政处".into()),
+                maintainer: Some("养护公司, 一队".into()),
+                change_date: Some(date("2025-12-31")),
+                data_source: Some("普查2024".into()),
+                note: Some("多行\n备注 \"引号\"".into()),
+                geometry: Geometry::LineString(LineString::from(vec![(X, Y), (X + C, Y + C)])),
+                ..base.clone()
+            },
+            Component {
+                id: ComponentId::parse("32031104001000001").unwrap(),
+                name: "绿地".into(),
+                state: ComponentState::Removed,
+                geometry: Geometry::Polygon(rect(X, Y, X + C, Y + C)),
+                ..base
+            },
+        ]
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("citygrid-citydir-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn city_dir_round_trips_every_layer() {
+        let dir = temp_dir("roundtrip");
+        let map = sample_map();
+        let summary = write_city_dir(&dir, &map, components().into_iter()).unwrap();
+        assert_eq!(summary.count("grids.geojson"), Some(3));
+        assert_eq!(summary.count("districts.geojson"), Some(1));
+        assert_eq!(summary.count("components.csv"), Some(3));
+        assert_eq!(summary.count("jurisdictions.geojson"), Some(1));
+        assert_eq!(summary.files.len(), 4 + 4 + 2 + 4);
+
+        let back = read_city_dir(&dir, CoordSys::Wgs84).unwrap();
+        assert_eq!(back, map);
+
+        let path = components_file(&dir).unwrap();
+        let comps: Vec<Component> =
+            read_components_csv("components.csv", fs::File::open(path).unwrap(), CoordSys::Wgs84)
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert_eq!(comps, components());
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(components_file(&dir).is_none());
+    }
+
+    #[test]
+    fn per_layer_geojson_round_trips() {
+        let map = sample_map();
+        for (level, _) in REGION_FILES {
+            let layer: Vec<RegionFeature> = map.regions.iter().filter(|r| r.level() == level).cloned().collect();
+            let text = regions_to_geojson(&layer).to_string();
+            assert_eq!(read_regions_geojson("x.geojson", &text, level, CoordSys::Wgs84).unwrap(), layer);
+        }
+        let text = areas_to_geojson(&map.areas[..1]).to_string();
+        assert_eq!(
+            read_areas_geojson("a.geojson", &text, AreaLayer::PatrolDistrict, CoordSys::Wgs84).unwrap(),
+            map.areas[..1]
+        );
+        let text = kiosks_to_geojson(&map.kiosks).to_string();
+        assert_eq!(read_kiosks_geojson("k.geojson", &text, CoordSys::Wgs84).unwrap(), map.kiosks);
+        let text = roads_to_geojson(&map.roads).to_string();
+        assert_eq!(read_roads_geojson("r.geojson", &text, CoordSys::Wgs84).unwrap(), map.roads);
+
+        let doc = components_to_geojson(components().iter());
+        assert_eq!(doc["features"].as_array().unwrap().len(), 3);
+        assert_eq!(doc["features"][1]["properties"]["legacy_id"], "3203110203000007");
+        assert_eq!(doc["features"][1]["geometry"]["type"], "LineString");
+        let doc = addresses_to_geojson(&map.addresses);
+        assert_eq!(doc["features"][0]["geometry"]["coordinates"][0].as_f64(), Some(X + 0.5 * C));
+        assert_eq!(doc["features"][1]["properties"]["aliases"], "一中|徐州一中");
+    }
+
+    #[test]
+    fn coordinates_are_converted_to_wgs84() {
+        let (glon, glat) = crate::coord::from_wgs84(CoordSys::Gcj02, X, Y);
+        let text = format!(
+            r#"{{"type":"Feature","properties":{{"code":"K1","name":"k","patrol_district":"P"}},"geometry":{{"type":"Point","coordinates":[{glon},{glat}]}}}}"#
+        );
+        let k = read_kiosks_geojson("kiosks.geojson", &text, CoordSys::Gcj02).unwrap();
+        assert!(crate::coord::distance_m(k[0].lon, k[0].lat, X, Y) < 0.01);
+        let csv = format!("code,kind,name,district,lon,lat\nD1,door,x,320311,{glon},{glat}\n");
+        let a = read_addresses_csv("addresses.csv", csv.as_bytes(), CoordSys::Gcj02).unwrap();
+        assert!(crate::coord::distance_m(a[0].lon, a[0].lat, X, Y) < 0.01);
+    }
+
+    fn grid_feature(code: &str, coords: &str) -> String {
+        format!(
+            r#"{{"type":"Feature","properties":{{"code":"{code}"}},"geometry":{{"type":"Polygon","coordinates":[{coords}]}}}}"#
+        )
+    }
+
+    fn square_json(i: usize) -> String {
+        let x = 117.0 + 0.001 * i as f64;
+        format!("[[{x},34.0],[{},34.0],[{},34.001],[{x},34.001],[{x},34.0]]", x + 0.001, x + 0.001)
+    }
+
+    /// Three good grids with `bad` (code, ring) as feature 2, read as grids.
+    fn one_bad(bad_code: &str, bad_ring: &str) -> ImportError {
+        let mut features: Vec<String> =
+            (0..3).map(|i| grid_feature(&format!("32031100100100{}", i + 1), &square_json(i))).collect();
+        features.insert(2, grid_feature(bad_code, bad_ring));
+        let text = format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(","));
+        read_regions_geojson("grids.geojson", &text, RegionLevel::Grid, CoordSys::Wgs84).unwrap_err()
+    }
+
+    #[test]
+    fn one_bad_feature_is_named() {
+        let ok = square_json(7);
+        let e = one_bad("3203", &ok);
+        assert_eq!(e.to_string(), r#"grids.geojson: feature 2: code: "3203" is not a 15-digit unit grid code"#);
+        assert_eq!((e.index, e.field.as_deref()), (2, Some("code")));
+
+        let e = one_bad("320311001001", &ok);
+        assert_eq!(e.reason, r#""320311001001" is a community code, not a 15-digit unit grid code"#);
+
+        let bow_tie = "[[117.0,34.0],[117.001,34.001],[117.001,34.0],[117.0,34.001],[117.0,34.0]]";
+        let e = one_bad("320311001001009", bow_tie);
+        assert_eq!((e.index, e.field.as_deref()), (2, Some("geometry")));
+        assert!(e.reason.starts_with("invalid polygon"), "{e}");
+
+        let metres = "[[521000.0,3790000.0],[521100.0,3790000.0],[521100.0,3790100.0],[521000.0,3790000.0]]";
+        let e = one_bad("320311001001009", metres);
+        assert_eq!((e.index, e.field.as_deref()), (2, Some("geometry")));
+        assert!(e.reason.contains("projected metres"), "{e}");
+
+        let e = one_bad("320311001001001", &ok);
+        assert_eq!((e.index, e.field.as_deref()), (2, Some("code")));
+        assert!(e.reason.contains("appears twice (first at feature 0)"), "{e}");
+
+        // the level is checked for every layer, not only grids
+        let text = format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, grid_feature("320311001001001", &ok));
+        let e = read_regions_geojson("streets.geojson", &text, RegionLevel::Street, CoordSys::Wgs84).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"streets.geojson: feature 0: code: "320311001001001" is a grid code, not a 9-digit street code"#
+        );
+        // and above grids a name is required
+        let text = format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, grid_feature("320311001", &ok));
+        let e = read_regions_geojson("streets.geojson", &text, RegionLevel::Street, CoordSys::Wgs84).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("name"));
+
+        let e = read_regions_geojson("grids.geojson", "nope", RegionLevel::Grid, CoordSys::Wgs84).unwrap_err();
+        assert_eq!(e.index, ImportError::WHOLE_FILE);
+        assert!(e.to_string().starts_with("grids.geojson: not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn other_layers_refuse_bad_features() {
+        let e = read_kiosks_geojson(
+            "kiosks.geojson",
+            r#"{"type":"Feature","properties":{"code":"K","name":"k","patrol_district":"P"},"geometry":{"type":"LineString","coordinates":[[117,34],[117.1,34]]}}"#,
+            CoordSys::Wgs84,
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("geometry"));
+        let e = read_roads_geojson(
+            "roads.geojson",
+            r#"{"type":"Feature","properties":{"code":"R","name":"r","district":"320300"},"geometry":{"type":"LineString","coordinates":[[117,34],[117.1,34]]}}"#,
+            CoordSys::Wgs84,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"roads.geojson: feature 0: district: "320300" is a city code, not a 6-digit district code"#
+        );
+        let e = read_areas_geojson(
+            "collector_areas.geojson",
+            r#"{"type":"Feature","properties":{"code":"C1","name":"c"},"geometry":{"type":"Polygon","coordinates":[[[117,34],[117.1,34],[117.1,34.1],[117,34]]]}}"#,
+            AreaLayer::CollectorArea,
+            CoordSys::Wgs84,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "collector_areas.geojson: feature 0: owner: missing or empty");
+    }
+
+    const HEADER: &str = "id,class_code,name,dept_credit_code,dept_name,grid_code,state,start_date,lon,lat,wkt";
+
+    fn row(id: &str, class: &str, grid: &str, state: &str, date: &str, wkt: &str) -> String {
+        let (lon, lat) = if wkt.is_empty() { ("117.18", "34.26") } else { ("", "") };
+        format!("{id},{class},井盖,91350100M000100Y43,水务局,{grid},{state},{date},{lon},{lat},\"{wkt}\"")
+    }
+
+    fn good(i: u32) -> String {
+        row(&format!("320311010010000{i:02}"), "01001", "320311001001001", "intact", "2024-01-02", "")
+    }
+
+    /// Two good rows, then `bad` on line 4, then another good row: the error and the count of
+    /// components read before it.
+    fn bad_row(bad: &str) -> (ImportError, usize) {
+        let text = format!("{HEADER}\n{}\n{}\n{bad}\n{}\n", good(1), good(2), good(3));
+        let mut ok = 0;
+        for r in read_components_csv("components.csv", text.as_bytes(), CoordSys::Wgs84) {
+            match r {
+                Ok(_) => ok += 1,
+                Err(e) => return (e, ok),
+            }
+        }
+        panic!("no error for {bad}");
+    }
+
+    #[test]
+    fn one_bad_component_row_is_named() {
+        let g = "320311001001001";
+        let cases = [
+            (
+                row("32031101001000099", "01001", g, "intact", "2024-01-02", "LINESTRING(117 34,"),
+                "wkt",
+                "not valid WKT",
+            ),
+            (row("32031101001000099", "01001", g, "intact", "2024-13-02", ""), "start_date", "not a date"),
+            (row("32031101001000099", "01001", g, "intact", "02.01.2024", ""), "start_date", "not a date"),
+            (row("32031101001000099", "01001", g, "good", "2024-01-02", ""), "state", "unknown state \"good\""),
+            (row("32031106010000099", "06010", g, "intact", "2024-01-02", ""), "class_code", "is an event class"),
+            (row("32031106010000099", "", g, "intact", "2024-01-02", ""), "id", "is an event class"),
+            (row("32031101001000099", "01002", g, "intact", "2024-01-02", ""), "class_code", "does not match"),
+            (row("32031101001000099", "01001", "320311001001", "intact", "2024-01-02", ""), "grid_code", "15-digit"),
+            (row("320311010010000", "01001", g, "intact", "2024-01-02", ""), "id", "not a 17-digit"),
+            (good(1), "id", "appears twice (first at line 2)"),
+            (
+                row("32031101001000099", "01001", g, "intact", "2024-01-02", "POINT(521000 3790000)"),
+                "wkt",
+                "projected metres",
+            ),
+        ];
+        for (bad, field, reason) in cases {
+            let (e, ok) = bad_row(&bad);
+            assert_eq!(ok, 2, "{bad}");
+            assert_eq!((e.index, e.field.as_deref()), (4, Some(field)), "{bad}: {e}");
+            assert!(e.reason.contains(reason), "{bad}: {e}");
+            assert!(e.to_string().starts_with(&format!("components.csv: line 4: {field}: ")), "{e}");
+        }
+        // lon in metres
+        let bad =
+            format!("32031101001000099,01001,井盖,91350100M000100Y43,水务局,{g},intact,2024-01-02,521000,3790000,");
+        let (e, _) = bad_row(&bad);
+        assert_eq!(e.field.as_deref(), Some("lon"));
+        // a stray comma
+        let (e, _) = bad_row(&format!("{},extra", good(9)));
+        assert_eq!(e.index, 4);
+        assert!(e.reason.contains("fields where the header has"), "{e}");
+        // a missing column
+        let e =
+            read_components_csv("components.csv", "id,name\n".as_bytes(), CoordSys::Wgs84).next().unwrap().unwrap_err();
+        assert_eq!((e.index, e.field.as_deref(), e.reason.as_str()), (1, Some("dept_credit_code"), "missing column"));
+    }
+
+    #[test]
+    fn legacy_ids_full_width_chinese_states_and_bom() {
+        let text = format!(
+            "\u{FEFF}{HEADER}\n{}\n{}\n",
+            row("3203110101000042", "0101", "320311001001001", "破损", "2024/01/02", ""),
+            row(
+                "３２０３１１０１００１００００４３",
+                "０１００１",
+                "３２０３１１００１００１００１",
+                "完好",
+                "２０２４-０１-０２",
+                ""
+            ),
+        );
+        let comps: Vec<Component> =
+            read_components_csv("components.csv", text.as_bytes(), CoordSys::Wgs84).collect::<Result<_, _>>().unwrap();
+        assert_eq!(comps[0].id.as_str(), "32031101001000042");
+        assert_eq!(comps[0].legacy_id.as_deref(), Some("3203110101000042"));
+        assert_eq!(comps[0].state, ComponentState::Damaged);
+        assert_eq!(comps[0].start_date, date("2024-01-02"));
+        assert_eq!(comps[1].id.as_str(), "32031101001000043");
+        assert_eq!(comps[1].legacy_id, None);
+        assert_eq!(comps[1].grid_code.as_str(), "320311001001001");
+        assert_eq!(comps[1].state, ComponentState::Intact);
+        assert_eq!(comps[0].geometry, Geometry::Point(Point::new(117.18, 34.26)));
+        assert_eq!(normalize_ascii("　ＡＢ１２－ｘ "), "AB12-x");
+    }
+
+    #[test]
+    fn small_tables_refuse_bad_rows() {
+        let e = read_addresses_csv(
+            "addresses.csv",
+            "code,kind,name,district,lon,lat\nA1,door,x,320311,117,34\nA2,house,y,320311,117,34\n".as_bytes(),
+            CoordSys::Wgs84,
+        )
+        .unwrap_err();
+        assert_eq!((e.index, e.field.as_deref()), (3, Some("kind")));
+        let a = read_addresses_csv(
+            "addresses.csv",
+            "code,kind,name,district,lon,lat\nA1,门楼牌,x,320311,117,34\n".as_bytes(),
+            CoordSys::Wgs84,
+        )
+        .unwrap();
+        assert_eq!(a[0].kind, AddressKind::Door);
+        let e =
+            read_departments_csv("departments.csv", "code,name,parent,credit_code\nD,d,,123\n".as_bytes()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "departments.csv: line 2: credit_code: \"123\" is not an 18-character unified social credit code"
+        );
+        let e = read_departments_csv("departments.csv", "code,name\nD,d\nD,e\n".as_bytes()).unwrap_err();
+        assert_eq!((e.index, e.field.as_deref()), (3, Some("code")));
+        let e = read_users_csv("users.csv", "username,display_name,role,scope\nu,U,collector,region:12\n".as_bytes())
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("scope"));
+        let u =
+            read_users_csv("users.csv", "username,display_name,role,scope\nu,U,Collector,own\n".as_bytes()).unwrap();
+        assert_eq!(u[0].role, "collector");
+    }
+
+    fn shapefile_bytes(features: &[(&str, &str, MultiPolygon<f64>)]) -> (Vec<u8>, Vec<u8>) {
+        use shapefile::dbase::{FieldName, FieldValue, Record, TableWriterBuilder};
+        let mut shp = io::Cursor::new(Vec::new());
+        let mut dbf = io::Cursor::new(Vec::new());
+        {
+            let table = TableWriterBuilder::new()
+                .add_character_field(FieldName::try_from("CODE").unwrap(), 20)
+                .add_character_field(FieldName::try_from("NAME").unwrap(), 50)
+                .add_character_field(FieldName::try_from("area_class").unwrap(), 1)
+                .build_with_dest(&mut dbf);
+            let mut w = shapefile::Writer::new(shapefile::ShapeWriter::new(&mut shp), table);
+            for (code, name, polygon) in features {
+                let mut rec = Record::default();
+                rec.insert("CODE".into(), FieldValue::Character(Some((*code).to_owned())));
+                rec.insert("NAME".into(), FieldValue::Character(Some((*name).to_owned())));
+                rec.insert("area_class".into(), FieldValue::Character(Some("B".to_owned())));
+                w.write_shape_and_record(&shapefile::Polygon::from(polygon.clone()), &rec).unwrap();
+            }
+        }
+        (shp.into_inner(), dbf.into_inner())
+    }
+
+    #[test]
+    fn shapefiles_read_with_the_same_validation() {
+        let a = mp(rect(X, Y, X + C, Y + C));
+        let b = mp(rect(X + C, Y, X + 2.0 * C, Y + C));
+        let (shp, dbf) =
+            shapefile_bytes(&[("320311001001001", "一号", a.clone()), ("320311001001002", "二号", b.clone())]);
+        let features = read_shapefile("grids.shp", &shp, &dbf).unwrap();
+        assert_eq!(features.len(), 2);
+        assert_eq!(features[0].1.get("CODE").map(String::as_str), Some("320311001001001"));
+        let grids = regions_from_features("grids.shp", features, RegionLevel::Grid, CoordSys::Wgs84).unwrap();
+        assert_eq!(grids[0].code.as_str(), "320311001001001");
+        assert_eq!(grids[1].name, "二号");
+        assert_eq!(grids[1].area_class, AreaClass::B);
+        // Shapefiles turn outer rings clockwise: same shape, maybe another orientation.
+        for (got, want) in grids.iter().zip([&a, &b]) {
+            assert!((got.polygon.unsigned_area() - want.unsigned_area()).abs() < 1e-18);
+            let mut g: Vec<(f64, f64)> = got.polygon.coords_iter().map(|c| (c.x, c.y)).collect();
+            let mut w: Vec<(f64, f64)> = want.coords_iter().map(|c| (c.x, c.y)).collect();
+            g.sort_by(|p, q| p.partial_cmp(q).unwrap());
+            w.sort_by(|p, q| p.partial_cmp(q).unwrap());
+            assert_eq!(g, w);
+        }
+
+        // the same refusal as from GeoJSON
+        let (shp, dbf) = shapefile_bytes(&[("320311001001001", "一号", a.clone()), ("3203", "坏", b.clone())]);
+        let features = read_shapefile("grids.shp", &shp, &dbf).unwrap();
+        let e = regions_from_features("grids.shp", features, RegionLevel::Grid, CoordSys::Wgs84).unwrap_err();
+        assert_eq!(e.to_string(), r#"grids.shp: feature 1: code: "3203" is not a 15-digit unit grid code"#);
+
+        // in a directory, in place of grids.geojson
+        let dir = temp_dir("shp");
+        fs::create_dir_all(&dir).unwrap();
+        let (shp, dbf) = shapefile_bytes(&[("320311001001001", "一号", a)]);
+        fs::write(dir.join("grids.shp"), &shp).unwrap();
+        fs::write(dir.join("grids.dbf"), &dbf).unwrap();
+        let map = read_city_dir(&dir, CoordSys::Wgs84).unwrap();
+        assert_eq!(map.regions.len(), 1);
+        fs::write(dir.join("grids.cpg"), "GBK").unwrap();
+        let e = read_city_dir(&dir, CoordSys::Wgs84).unwrap_err();
+        assert!(e.to_string().contains("GBK"), "{e}");
+        fs::remove_file(dir.join("grids.cpg")).unwrap();
+        fs::write(dir.join("grids.geojson"), "{}").unwrap();
+        let e = read_city_dir(&dir, CoordSys::Wgs84).unwrap_err();
+        assert!(e.reason.contains("keep one"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
+
+        assert!(read_shapefile("x.shp", b"not a shapefile", &dbf).is_err());
+    }
+
+    #[test]
+    fn dbf_field_names_are_matched_loosely() {
+        let props: BTreeMap<String, String> = [
+            ("CODE".to_owned(), "K1".to_owned()),
+            ("PATROL_DIS".to_owned(), "PD1".to_owned()),
+            ("name".to_owned(), " ".to_owned()),
+        ]
+        .into();
+        assert_eq!(prop(&props, "code"), Some("K1"));
+        assert_eq!(prop(&props, "patrol_district"), Some("PD1"));
+        assert_eq!(prop(&props, "name"), None);
+    }
+
+    #[test]
+    fn city_regions_are_not_silently_dropped() {
+        let mut map = CityMap::default();
+        map.regions.push(region("320300", "徐州市", AreaClass::A, rect(X, Y, X + C, Y + C)));
+        let e = write_city_dir(&temp_dir("city"), &map, std::iter::empty()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+}
