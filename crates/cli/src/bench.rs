@@ -28,9 +28,59 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Point → unit grid lookups per second on one core, on the Xuzhou-scale city and larger
+    /// ones, against a bare R-tree + `contains` over the same polygons; then forward geocoding.
+    Geo {
+        /// City scales to measure, comma-separated; the ratio line is the first one's.
+        #[arg(long, default_value = "1,10", value_delimiter = ',')]
+        scales: Vec<u32>,
+        /// Random points per run.
+        #[arg(long, default_value_t = 1_000_000)]
+        lookups: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Forward geocoding queries (0 to skip).
+        #[arg(long, default_value_t = 100_000)]
+        geocodes: usize,
+        #[arg(long, default_value_t = crate::city::DEMO_SEED)]
+        seed: u64,
+    },
+    /// The read load: the big-screen map query (cases in view by state and class) and the
+    /// filtered, cursor-paged case list, through HTTP, against the same queries run directly on
+    /// the database, over millions of historical cases.
+    Read {
+        /// Database to run on; default a fresh SQLite file in a temporary directory. An existing
+        /// database that already holds cases is reused as it is (no refill).
+        #[arg(long)]
+        database: Option<String>,
+        /// Historical cases to fill a fresh database with.
+        #[arg(long, default_value_t = 5_000_000)]
+        cases: u64,
+        /// Queries per run (half map views, half two-page list reads).
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+    },
+    /// Import the whole demo city (grids, areas, addresses, ~1,000,000 components) and report
+    /// time and peak memory, against reading and validating the same files without a database.
+    Import {
+        /// Default: a fresh SQLite file. A PostgreSQL URL must name a throwaway database.
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        /// An already generated city directory (default: generate one first).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
@@ -65,6 +115,13 @@ where
 pub async fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Intake { database, clients, requests, runs } => intake(database, clients, requests, runs).await,
+        BenchCmd::Geo { scales, lookups, runs, geocodes, seed } => {
+            tokio::task::block_in_place(|| crate::bench_map::geo(&scales, lookups, runs, geocodes, seed))
+        }
+        BenchCmd::Read { database, cases, requests, clients, runs, scale } => {
+            crate::bench_map::read(database, cases, requests, clients, runs, scale).await
+        }
+        BenchCmd::Import { database, scale, dir } => crate::bench_map::import(database, scale, dir).await,
     }
 }
 

@@ -2,6 +2,8 @@
 //! catalogue and holiday schedules, audit the case log, and benchmark.
 
 mod bench;
+mod bench_map;
+mod city;
 
 use anyhow::{bail, Context, Result};
 use citygrid_core::codes::RegionCode;
@@ -39,8 +41,29 @@ struct ServeArgs {
 enum Command {
     /// Serve the API.
     Serve(ServeArgs),
-    /// Load the demo city and its accounts (password `demo`), then serve.
-    Demo(ServeArgs),
+    /// Load the demo city (the Xuzhou-scale synthetic city, generated and imported on the first
+    /// start) and its accounts (password `demo`), then serve.
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// City size: 1 is Xuzhou's 253 km² built-up core (20,000 unit grids).
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+    },
+    /// Write a deterministic synthetic city shaped like Xuzhou (GeoJSON and CSV, the files
+    /// `citygrid import city` reads).
+    GenerateCity {
+        /// 1 = 253 km², about 20,000 unit grids and 1,000,000 components; 10 = ten times that.
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        #[arg(long, default_value_t = city::DEMO_SEED)]
+        seed: u64,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Export data.
+    #[command(subcommand)]
+    Export(ExportCmd),
     /// Create or upgrade the database schema.
     Migrate(Db),
     /// Manage users.
@@ -88,6 +111,30 @@ enum ImportCmd {
     /// All or nothing: one bad line rejects the file.
     Catalogue {
         file: std::path::PathBuf,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Load a city's map from a directory (see `citygrid generate-city` and the README for the
+    /// files): regions and unit grids, responsibility areas, kiosks, roads, addresses,
+    /// departments, components, in one transaction. One bad feature rejects everything.
+    City {
+        dir: std::path::PathBuf,
+        /// Coordinate system of the files: wgs84, gcj02, bd09 or cgcs2000.
+        #[arg(long, default_value = "wgs84")]
+        coord_sys: String,
+        /// Create the accounts in users.csv with this password (skipped without it).
+        #[arg(long, env = "CITYGRID_NEW_PASSWORD")]
+        user_password: Option<String>,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCmd {
+    /// Every map layer as the files `citygrid import city` reads (GeoJSON and CSV, WGS-84).
+    City {
+        out: std::path::PathBuf,
         #[command(flatten)]
         db: Db,
     },
@@ -149,11 +196,11 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(a) => serve(state(&a.db).await?, &a.listen).await,
-        Command::Demo(a) => {
+        Command::Demo { serve: a, scale } => {
             let app = state(&a.db).await?;
             let accounts = bootstrap::load_demo(&app).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("demo city loaded: 2 districts, 4 streets, 8 communities, 100 unit grids (徐州 泉山区/云龙区)");
-            println!("accounts (password `{}`):", bootstrap::DEMO_PASSWORD);
+            city::load_demo_city(&app, scale).await?;
+            println!("accounts (password `{}`; collector001…collector156 too):", bootstrap::DEMO_PASSWORD);
             for (name, role, scope) in accounts {
                 println!("  {name:<11} {:<11} {scope}", role.as_str());
             }
@@ -208,6 +255,27 @@ async fn main() -> Result<()> {
             store.upsert_classes(&classes).await?;
             println!("{} classes loaded; restart running servers to use them", classes.len());
             Ok(())
+        }
+        Command::GenerateCity { scale, seed, out } => city::generate_city(scale, seed, &out),
+        Command::Import(ImportCmd::City { dir, coord_sys, user_password, db }) => {
+            let sys = citygrid_geo::CoordSys::parse(&coord_sys)
+                .with_context(|| format!("unknown coordinate system {coord_sys} (wgs84, gcj02, bd09, cgcs2000)"))?;
+            let store = open(&db).await?;
+            let done = city::import_city(&store, &dir, sys, user_password.as_deref()).await?;
+            println!(
+                "imported {} rows in {:.1} s (read and validate {:.1} s, write {:.1} s), {} users created; \
+                 restart running servers to use the new map",
+                done.rows,
+                done.read_secs + done.write_secs,
+                done.read_secs,
+                done.write_secs,
+                done.users
+            );
+            Ok(())
+        }
+        Command::Export(ExportCmd::City { out, db }) => {
+            let store = open(&db).await?;
+            city::export_city(&store, &out).await
         }
         Command::Calendar(CalendarCmd::Load { file, db }) => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;

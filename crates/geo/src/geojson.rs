@@ -38,22 +38,74 @@ pub fn grids_to_geojson<'a>(grids: impl IntoIterator<Item = &'a GridPolygon>) ->
 
 /// One grid as a GeoJSON `Feature`.
 pub fn grid_to_feature(grid: &GridPolygon) -> Value {
-    let polygons: Vec<Value> = grid
-        .polygon
-        .0
-        .iter()
-        .map(|p| {
-            let mut rings = vec![ring_to_json(p.exterior())];
-            rings.extend(p.interiors().iter().map(ring_to_json));
-            Value::Array(rings)
-        })
-        .collect();
     json!({
         "type": "Feature",
         "id": grid.code.as_str(),
         "properties": { "code": grid.code.as_str() },
-        "geometry": { "type": "MultiPolygon", "coordinates": polygons },
+        "geometry": multipolygon_to_json(&grid.polygon),
     })
+}
+
+/// A (multi)polygon from a GeoJSON `Feature` or bare geometry object, as the store keeps
+/// region boundaries.
+pub fn multipolygon_from_geojson(text: &str) -> Result<MultiPolygon<f64>, GeoError> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| GeoError::GeoJson(e.to_string()))?;
+    let geometry = if doc.get("type").and_then(Value::as_str) == Some("Feature") {
+        doc.get("geometry").ok_or_else(|| bad("missing \"geometry\""))?
+    } else {
+        &doc
+    };
+    let coordinates = geometry.get("coordinates").ok_or_else(|| bad("missing \"coordinates\""))?;
+    match geometry.get("type").and_then(Value::as_str) {
+        Some("Polygon") => Ok(MultiPolygon(vec![polygon_from_json(coordinates)?])),
+        Some("MultiPolygon") => Ok(MultiPolygon(
+            array(coordinates, "MultiPolygon coordinates")?.iter().map(polygon_from_json).collect::<Result<_, _>>()?,
+        )),
+        _ => Err(bad("geometry must be a Polygon or MultiPolygon")),
+    }
+}
+
+/// A multipolygon as a GeoJSON geometry object.
+pub fn multipolygon_to_json(mp: &MultiPolygon<f64>) -> Value {
+    let polygons: Vec<Value> =
+        mp.0.iter()
+            .map(|p| {
+                let mut rings = vec![ring_to_json(p.exterior())];
+                rings.extend(p.interiors().iter().map(ring_to_json));
+                Value::Array(rings)
+            })
+            .collect();
+    json!({ "type": "MultiPolygon", "coordinates": polygons })
+}
+
+/// Any geometry as a GeoJSON geometry object (a `Rect` or `Triangle` becomes a `Polygon`).
+pub fn geometry_to_json(g: &geo::Geometry<f64>) -> Value {
+    use geo::Geometry as G;
+    let pos = |c: &Coord<f64>| json!([c.x, c.y]);
+    let line = |l: &LineString<f64>| Value::Array(l.0.iter().map(pos).collect());
+    let poly = |p: &Polygon<f64>| {
+        let mut rings = vec![ring_to_json(p.exterior())];
+        rings.extend(p.interiors().iter().map(ring_to_json));
+        Value::Array(rings)
+    };
+    match g {
+        G::Point(p) => json!({ "type": "Point", "coordinates": pos(&p.0) }),
+        G::Line(l) => json!({ "type": "LineString", "coordinates": [pos(&l.start), pos(&l.end)] }),
+        G::LineString(l) => json!({ "type": "LineString", "coordinates": line(l) }),
+        G::Polygon(p) => json!({ "type": "Polygon", "coordinates": poly(p) }),
+        G::MultiPoint(m) => {
+            json!({ "type": "MultiPoint", "coordinates": m.0.iter().map(|p| pos(&p.0)).collect::<Vec<_>>() })
+        }
+        G::MultiLineString(m) => {
+            json!({ "type": "MultiLineString", "coordinates": m.0.iter().map(line).collect::<Vec<_>>() })
+        }
+        G::MultiPolygon(m) => multipolygon_to_json(m),
+        G::GeometryCollection(c) => {
+            json!({ "type": "GeometryCollection", "geometries": c.0.iter().map(geometry_to_json).collect::<Vec<_>>() })
+        }
+        G::Rect(r) => json!({ "type": "Polygon", "coordinates": poly(&r.to_polygon()) }),
+        G::Triangle(t) => json!({ "type": "Polygon", "coordinates": poly(&t.to_polygon()) }),
+    }
 }
 
 fn ring_to_json(ring: &LineString<f64>) -> Value {

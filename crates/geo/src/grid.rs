@@ -114,6 +114,16 @@ impl GridIndex {
         best
     }
 
+    /// The grids whose bounding box meets `(min_lon, min_lat, max_lon, max_lat)`, by code, each
+    /// once: what a map view or a tile needs to draw.
+    pub fn in_bbox(&self, bbox: (f64, f64, f64, f64)) -> Vec<&GridPolygon> {
+        let envelope = rstar::AABB::from_corners([bbox.0, bbox.1], [bbox.2, bbox.3]);
+        let mut hits: Vec<usize> = self.tree.locate_in_envelope_intersecting(&envelope).map(|e| e.data.0).collect();
+        hits.sort_unstable();
+        hits.dedup();
+        hits.into_iter().map(|i| &self.grids[i]).collect()
+    }
+
     /// Number of unit grids.
     pub fn len(&self) -> usize {
         self.grids.len()
@@ -267,6 +277,9 @@ mod tests {
         let codes: Vec<&str> = idx.iter().map(|g| g.code.as_str()).collect();
         assert_eq!(codes, ["320311001001001", "320311001001002", "320311001001003", "320311001001004"]);
         assert_eq!((&idx).into_iter().count(), idx.grids().len());
+        let codes: Vec<&str> = idx.in_bbox((0.2, 0.2, 0.8, 1.5)).iter().map(|g| g.code.as_str()).collect();
+        assert_eq!(codes, ["320311001001001", "320311001001003"]);
+        assert!(idx.in_bbox((5.0, 5.0, 6.0, 6.0)).is_empty());
     }
 
     #[test]

@@ -138,6 +138,8 @@ impl From<StoreError> for ApiError {
                 field: "Idempotency-Key".into(),
                 detail: "this Idempotency-Key was already used with a different request body".into(),
             },
+            // Data the store refused as a whole (an import that broke a rule of the data).
+            StoreError::Invalid(m) => ApiError::Invalid { code: "invalid_data", field: "body".into(), detail: m },
             other => ApiError::Internal(other.to_string()),
         }
     }

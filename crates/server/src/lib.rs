@@ -33,7 +33,8 @@ pub use state::{AppState, Clock, Settings};
         (name = "photos", description = "Photo upload and download"),
         (name = "catalogue", description = "Component and event classes"),
         (name = "organisation", description = "Regions, departments, users"),
-        (name = "settings", description = "Stage limits and the working calendar"))
+        (name = "settings", description = "Stage limits and the working calendar"),
+        (name = "map", description = "The city map: lookups, geocoding, components, layers, tiles, import"))
 )]
 struct ApiDoc;
 
@@ -50,7 +51,7 @@ impl Modify for BearerAuth {
 }
 
 fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{cases, catalogue, org, photos, settings};
+    use routes::{cases, catalogue, map, org, photos, settings};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::sign_in, auth::sign_out))
         .routes(routes!(auth::me))
@@ -69,6 +70,16 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(settings::get_stage_limits, settings::put_stage_limits))
         .routes(routes!(settings::get_calendar))
         .routes(routes!(settings::put_calendar_year))
+        .routes(routes!(map::summary))
+        .routes(routes!(map::locate))
+        .routes(routes!(map::geocode))
+        .routes(routes!(map::reverse))
+        .routes(routes!(map::components))
+        .routes(routes!(map::get_component))
+        .routes(routes!(map::layer))
+        .routes(routes!(map::import_layer))
+        .routes(routes!(map::map_cases))
+        .routes(routes!(map::cases_within))
         .split_for_parts()
 }
 
@@ -88,6 +99,9 @@ pub fn app(state: AppState) -> Router {
         "/api/v1/openapi.json",
         axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc_json.clone()) }),
     )
+    // The tile path ends in `{y}.mvt`, which axum cannot split inside one segment: the
+    // handler takes the segment and strips the suffix.
+    .route("/tiles/{layer}/{z}/{x}/{y}", axum::routing::get(routes::map::tile))
     .route("/healthz", axum::routing::get(|| async { "ok" }))
     .fallback(|| async { error::ApiError::NotFound("route").into_response() })
     .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed.into_response() })

@@ -7,7 +7,11 @@ use citygrid_core::case::StageLimits;
 use citygrid_core::catalogue::ClassInfo;
 use citygrid_core::codes::{AreaClass, Kind, RegionLevel};
 use citygrid_core::org::DepartmentTree;
+use citygrid_geo::area::{AreaIndex, KioskIndex};
+use citygrid_geo::geocode::AddressBook;
 use citygrid_geo::grid::GridIndex;
+use citygrid_geo::layers::RegionFeature;
+use citygrid_geo::points::ComponentIndex;
 use citygrid_store::Store;
 use jiff::Timestamp;
 use std::collections::HashMap;
@@ -69,6 +73,40 @@ pub struct Inner {
     /// by `reload` whenever an administrator changes them through this server.
     pub classes: RwLock<Arc<HashMap<(Kind, String), ClassInfo>>>,
     pub area_classes: RwLock<Arc<HashMap<String, AreaClass>>>,
+    /// Everything else the map answers from memory: responsibility areas, kiosks, components,
+    /// the address book and the regions above the grid level.
+    pub map: RwLock<Arc<MapIndexes>>,
+}
+
+/// The in-memory map beside the grid index, rebuilt as a whole when the map changes so that a
+/// lookup never sees half of an import.
+pub struct MapIndexes {
+    pub areas: AreaIndex,
+    pub kiosks: KioskIndex,
+    pub components: ComponentIndex,
+    pub addresses: AddressBook,
+    /// Name of every region (district, street, community, grid) by code.
+    pub region_names: HashMap<String, String>,
+    /// Districts, streets and communities with their polygons (grids are in the grid index).
+    pub regions: Vec<RegionFeature>,
+}
+
+impl MapIndexes {
+    fn empty() -> ApiResult<MapIndexes> {
+        Ok(MapIndexes {
+            areas: AreaIndex::new(Vec::new()).map_err(internal)?,
+            kiosks: KioskIndex::new(Vec::new()).map_err(internal)?,
+            components: ComponentIndex::new(Vec::new()),
+            addresses: AddressBook::new(Vec::new(), Vec::new(), Vec::new()),
+            region_names: HashMap::new(),
+            regions: Vec::new(),
+        })
+    }
+
+    /// The name of a region, empty if unknown.
+    pub fn region_name(&self, code: &str) -> String {
+        self.region_names.get(code).cloned().unwrap_or_default()
+    }
 }
 
 /// Cheap to clone; handed to every handler.
@@ -85,6 +123,9 @@ impl std::ops::Deref for AppState {
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
+
+/// The whole world as a bounding box, for "every feature of a layer".
+pub const WORLD: (f64, f64, f64, f64) = (-180.0, -90.0, 180.0, 90.0);
 
 /// Settings keys in the store.
 pub const STAGE_LIMITS_KEY: &str = "stage_limits";
@@ -103,6 +144,7 @@ impl AppState {
             grids: RwLock::new(Arc::new(GridIndex::new(Vec::new()).map_err(internal)?)),
             classes: RwLock::new(Arc::new(HashMap::new())),
             area_classes: RwLock::new(Arc::new(HashMap::new())),
+            map: RwLock::new(Arc::new(MapIndexes::empty()?)),
         }));
         state.reload().await?;
         Ok(state)
@@ -145,9 +187,42 @@ impl AppState {
             .into_iter()
             .map(|r| (r.code.as_str().to_owned(), r.area_class))
             .collect();
+        let map = self.load_map_indexes().await?;
         *self.grids.write().map_err(internal)? = Arc::new(index);
         *self.area_classes.write().map_err(internal)? = Arc::new(areas);
+        *self.map.write().map_err(internal)? = Arc::new(map);
         Ok(())
+    }
+
+    async fn load_map_indexes(&self) -> ApiResult<MapIndexes> {
+        let store = &self.store;
+        let all = store.list_regions(None, None).await?;
+        let region_names: HashMap<String, String> =
+            all.iter().map(|r| (r.code.as_str().to_owned(), r.name.clone())).collect();
+        let districts: Vec<_> =
+            all.iter().filter(|r| r.level == RegionLevel::District).map(|r| (r.code.clone(), r.name.clone())).collect();
+        let mut regions = Vec::new();
+        for level in [RegionLevel::District, RegionLevel::Street, RegionLevel::Community] {
+            for (region, geometry) in store.regions_in_bbox(level, WORLD, u32::MAX).await? {
+                let Some(geometry) = geometry else { continue };
+                let polygon = citygrid_geo::geojson::multipolygon_from_geojson(&geometry).map_err(internal)?;
+                regions.push(RegionFeature {
+                    code: region.code,
+                    name: region.name,
+                    area_class: region.area_class,
+                    polygon,
+                });
+            }
+        }
+        let areas = AreaIndex::new(store.all_areas().await?).map_err(internal)?;
+        let kiosks = KioskIndex::new(store.all_kiosks().await?).map_err(internal)?;
+        let components = ComponentIndex::new(store.component_points().await?);
+        let addresses = AddressBook::new(store.all_addresses().await?, store.all_roads().await?, districts);
+        Ok(MapIndexes { areas, kiosks, components, addresses, region_names, regions })
+    }
+
+    pub fn map(&self) -> Arc<MapIndexes> {
+        self.0.map.read().map(|m| m.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// The catalogue, after a class was added, edited or removed.

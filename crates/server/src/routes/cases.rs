@@ -100,6 +100,15 @@ fn out(app: &AppState, case: Case, events: Option<Vec<Event>>) -> CaseOut {
     CaseOut { overdue: case.is_overdue(now), light, events, case }
 }
 
+/// The case with its location in `sys` (the store keeps WGS-84).
+fn in_sys(mut case: Case, sys: Option<CoordSys>) -> Case {
+    if let Some(sys) = sys {
+        let (lon, lat) = citygrid_geo::coord::from_wgs84(sys, case.location.lon, case.location.lat);
+        case.location = Point { lon, lat };
+    }
+    case
+}
+
 /// Can this user read this case?
 pub fn can_see(auth: &Auth, case: &Case, tree: &DepartmentTree) -> bool {
     match &auth.user.scope {
@@ -228,7 +237,8 @@ pub async fn create_case(
             case::report(report, &actor, &ctx)
         })
         .await?;
-    let mut res = (StatusCode::CREATED, Json(out(&app, created.case, None))).into_response();
+    // Answer in the system the client spoke.
+    let mut res = (StatusCode::CREATED, Json(out(&app, in_sys(created.case, coord_sys), None))).into_response();
     if created.replayed {
         res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -237,17 +247,22 @@ pub async fn create_case(
 
 /// One case with its whole log.
 #[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Case id")),
+    params(("id" = i64, Path, description = "Case id"), crate::routes::map::SysQuery),
     responses((status = 200, body = CaseOut), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_case(State(app): State<AppState>, auth: Auth, Path(id): Path<i64>) -> ApiResult<Json<CaseOut>> {
+pub async fn get_case(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    Query(q): Query<crate::routes::map::SysQuery>,
+) -> ApiResult<Json<CaseOut>> {
     let case = app.store.get_case(id).await?.ok_or(ApiError::NotFound("case"))?;
     // Out of scope reads as not found: a case's existence is itself information.
     if !can_see(&auth, &case, &app.departments().await?) {
         return Err(ApiError::NotFound("case"));
     }
     let events = app.store.case_events(id).await?;
-    Ok(Json(out(&app, case, Some(events))))
+    Ok(Json(out(&app, in_sys(case, q.coord_sys), Some(events))))
 }
 
 /// Filters of the case list.
@@ -277,6 +292,10 @@ pub struct CaseQuery {
     pub from: Option<String>,
     /// Reported before (RFC 3339).
     pub to: Option<String>,
+    /// Only cases located in `min_lon,min_lat,max_lon,max_lat` (in `coord_sys`).
+    pub bbox: Option<String>,
+    /// System of `bbox` and of the locations in the answer (default wgs84).
+    pub coord_sys: Option<CoordSys>,
     /// From `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1–500 (default 50).
@@ -349,6 +368,11 @@ pub async fn list_cases(
         created_from: time_param(&q.from, "from")?,
         created_to: time_param(&q.to, "to")?,
         urged: q.urged,
+        bbox: q
+            .bbox
+            .as_deref()
+            .map(|b| crate::routes::map::parse_bbox(b, q.coord_sys.unwrap_or_default()))
+            .transpose()?,
     };
     let vis = match &auth.user.scope {
         Scope::Region { code } => Visibility::Region(code.clone()),
@@ -359,7 +383,7 @@ pub async fn list_cases(
     };
     let page = app.store.list_cases(&vis, &filter, before, limit).await?;
     Ok(Json(CasePage {
-        items: page.items.into_iter().map(|c| out(&app, c, None)).collect(),
+        items: page.items.into_iter().map(|c| out(&app, in_sys(c, q.coord_sys), None)).collect(),
         next_cursor: page.next.map(|n| n.to_string()),
     }))
 }

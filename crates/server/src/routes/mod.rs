@@ -2,6 +2,7 @@
 
 pub mod cases;
 pub mod catalogue;
+pub mod map;
 pub mod org;
 pub mod photos;
 pub mod settings;

@@ -15,6 +15,7 @@ mod auth;
 mod idempotency;
 mod list;
 mod loop_test;
+mod map;
 mod openapi;
 mod photos;
 mod refusals;
