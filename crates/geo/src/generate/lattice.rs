@@ -434,6 +434,9 @@ fn assemble(l: &Lattice, rings: Vec<Vec<u32>>) -> MultiPolygon<f64> {
         LineString::new(pts)
     };
     MultiPolygon(
-        shells.iter().map(|(_, shell, hs)| Polygon::new(to_line(shell), hs.iter().map(|h| to_line(h)).collect())).collect(),
+        shells
+            .iter()
+            .map(|(_, shell, hs)| Polygon::new(to_line(shell), hs.iter().map(|h| to_line(h)).collect()))
+            .collect(),
     )
 }

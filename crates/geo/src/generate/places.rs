@@ -9,7 +9,7 @@
 //! side and even on the other, counting from the road's start.
 
 use super::lattice::{Lattice, NONE};
-use super::names::{self, Names, REAL_ROADS};
+use super::names::{self, Names, REAL_ROADS_EW, REAL_ROADS_NS};
 use super::{bad, Layout};
 use crate::layers::{Address, AddressKind, CityMap, Road};
 use crate::GeoError;
@@ -37,6 +37,8 @@ struct Piece {
 /// codes unique without renumbering smaller cities.
 struct Codes {
     next: Vec<[u32; 3]>,
+    /// The districts' codes, parsed once.
+    districts: Vec<RegionCode>,
 }
 
 impl Codes {
@@ -153,14 +155,19 @@ pub(super) fn roads_and_addresses(
 ) -> Result<(), GeoError> {
     let l = &layout.lattice;
     let mut names = Names::new();
-    let mut codes = Codes { next: vec![[0; 3]; layout.districts.len()] };
-    let mut real = REAL_ROADS.iter();
+    let districts = layout
+        .districts
+        .iter()
+        .map(|d| RegionCode::parse(&d.code).map_err(|e| bad(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut codes = Codes { next: vec![[0; 3]; layout.districts.len()], districts };
+    let (mut real_ew, mut real_ns) = (REAL_ROADS_EW.iter(), REAL_ROADS_NS.iter());
     let district_of_grid = |g: usize| layout.district_of(&layout.grids[g]);
     for run in pieces(layout, rng) {
         let Some(first) = run.first() else { continue };
         let main = first.line % (ROAD_EVERY * MAIN_EVERY) == 0;
         let road_names: Vec<String> = if main {
-            let real_name = real.next().copied();
+            let real_name = if first.horizontal { real_ew.next() } else { real_ns.next() }.copied();
             // Real names keep their 路; made-up single-piece main roads are sometimes avenues.
             let avenue = real_name.is_none() && run.len() == 1 && rng.gen_bool(0.2);
             let suffix = if avenue { "大道" } else { "路" };
@@ -253,7 +260,6 @@ fn doors(
             let n = (base + rng.gen_range(-1..=1)).max(1);
             let m = l.centre(grid.cell);
             let district = layout.district_of(grid);
-            let district_code = RegionCode::parse(&layout.districts[district].code).map_err(|e| bad(e.to_string()))?;
             for k in 0..n {
                 let t = (f64::from(k) + 0.5) / f64::from(n);
                 let e = Coord { x: e0.x + (e1.x - e0.x) * t, y: e0.y + (e1.y - e0.y) * t };
@@ -266,12 +272,13 @@ fn doors(
                 }
                 number[side] += 2;
                 for num in numbers {
+                    let code = codes.next(layout, district, AddressKind::Door)?;
                     map.addresses.push(Address {
-                        code: codes.next(layout, district, AddressKind::Door)?,
+                        code,
                         kind: AddressKind::Door,
                         name: format!("{road}{num}"),
                         aliases: Vec::new(),
-                        district: district_code.clone(),
+                        district: codes.districts[district].clone(),
                         road: Some(road.to_owned()),
                         number: Some(num),
                         lon: super::lattice::round7(p.x),
@@ -436,7 +443,8 @@ fn pois(
         if rng.gen_bool(p) {
             let name = names.compound(rng);
             // Some compounds are still known by the works that built them.
-            let aliases = if rng.gen_bool(0.1) { vec![names.unique(rng, |w| format!("{w}宿舍"))] } else { Vec::new() };
+            let aliases =
+                if rng.gen_bool(0.1) { vec![names.unique(rng, |w| format!("{w}宿舍"))] } else { Vec::new() };
             push(map, g, name, aliases, rng)?;
         }
     }
