@@ -13,8 +13,9 @@
 //! Performance: overlap candidates come from an R-tree of bounding boxes per level, and a pair
 //! whose boxes meet in less than the tolerance (neighbours sharing an edge) is dismissed without
 //! a polygon intersection; a child's outside part is one polygon difference against its parent.
-//! 20,000 unit grids with their communities, streets and districts validate in about a second in
-//! release mode (see the ignored test `timing_20000_grids`).
+//! 20,000 rectangular unit grids with 500 communities, 50 streets and 5 districts validate in
+//! about 0.2 s in release mode (the ignored test `timing_20000_grids`); real boundaries with more
+//! vertices cost more per polygon difference, but the work stays linear in the number of grids.
 
 use crate::layers::RegionFeature;
 use citygrid_core::codes::{RegionCode, RegionLevel};
@@ -512,6 +513,33 @@ mod tests {
         let took = start.elapsed();
         println!("validate_regions on {} regions: {took:?}", v.len());
         assert_eq!(issues, vec![]);
+
+        // The same with 400-vertex community, street and district boundaries (collinear points
+        // added along each edge), as surveyed boundaries have.
+        let v: Vec<RegionFeature> = v
+            .into_iter()
+            .map(|mut r| {
+                if r.level() != RegionLevel::Grid {
+                    r.polygon = MultiPolygon(r.polygon.0.iter().map(|p| densify(p, 100)).collect());
+                }
+                r
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        let issues = validate_regions(&v, 0.1);
+        println!("with 400-vertex parents: {:?}", start.elapsed());
+        assert_eq!(issues, vec![]);
+    }
+
+    fn densify(p: &Polygon<f64>, n: u32) -> Polygon<f64> {
+        let mut coords = Vec::new();
+        for w in p.exterior().0.windows(2) {
+            for k in 0..n {
+                let t = f64::from(k) / f64::from(n);
+                coords.push(geo::Coord { x: w[0].x + t * (w[1].x - w[0].x), y: w[0].y + t * (w[1].y - w[0].y) });
+            }
+        }
+        Polygon::new(geo::LineString::new(coords), vec![])
     }
 
     #[test]
