@@ -352,6 +352,11 @@ const COMPONENTS: Table = Table {
     ],
 };
 
+/// The secondary indexes of `components` on SQLite, as in migration 0003: dropped and built
+/// again around a bulk import.
+const COMPONENT_INDEXES: [(&str, &str); 3] =
+    [("components_class", "class_code, id"), ("components_grid", "grid_code, id"), ("components_lon_lat", "lon, lat")];
+
 /// Rows per bulk write, and how often progress is reported.
 const CHUNK: usize = 10_000;
 
@@ -889,6 +894,12 @@ macro_rules! import_in {
             let first = first.map_err(StoreError::Invalid)?;
             if $sqlite {
                 sqlx::query("DELETE FROM components").execute(&mut *$tx).await?;
+                // Maintaining three secondary B-trees row by row, in random key order, is most
+                // of the cost of a million rows; building them once from sorted keys is not.
+                // DDL is transactional in SQLite: a rollback brings the indexes back.
+                for (name, _) in COMPONENT_INDEXES {
+                    sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut *$tx).await?;
+                }
             } else {
                 sqlx::query("TRUNCATE components").execute(&mut *$tx).await?;
             }
@@ -906,6 +917,11 @@ macro_rules! import_in {
                 }
                 if done {
                     break;
+                }
+            }
+            if $sqlite {
+                for (name, cols) in COMPONENT_INDEXES {
+                    sqlx::query(&format!("CREATE INDEX {name} ON components({cols})")).execute(&mut *$tx).await?;
                 }
             }
         }
@@ -941,12 +957,20 @@ impl Store {
             Inner::Sqlite(p) => {
                 let mut conn = p.write.acquire().await?;
                 let result = async {
+                    // A big page cache for the length of the import: a transaction that outgrows
+                    // the default 2 MB spills pages to the WAL again and again.
+                    sqlx::query("PRAGMA cache_size = -262144").execute(&mut *conn).await?;
                     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     let sum = import_in!(tx, sqlite_bulk, true, map, components, progress)?;
                     tx.commit().await?;
+                    sqlx::query("PRAGMA cache_size = -2000").execute(&mut *conn).await?;
                     Ok(sum)
                 }
                 .await;
+                if result.is_err() {
+                    // Give the memory back on the failure path too; a failure here is moot.
+                    let _ = sqlx::query("PRAGMA cache_size = -2000").execute(&mut *conn).await;
+                }
                 // As in `act`: after a database error the connection may be in a state sqlx
                 // does not know (SQLite rolls back by itself on a full disk): never reuse it.
                 if matches!(result, Err(StoreError::Db(_))) {

@@ -1684,27 +1684,27 @@ fn credit() -> CreditCode {
 fn component(n: u32) -> Component {
     let class = ["01001", "03012", "01004"][(n % 3) as usize];
     let (x, y) = (117.1 + 0.0003 * f64::from(n % 100), 34.2 + 0.0002 * f64::from(n / 100));
-    let geometry = if n % 11 == 0 {
+    let geometry = if n.is_multiple_of(11) {
         geo::Geometry::Polygon(square(x, y, 0.0001).0.remove(0))
-    } else if n % 7 == 0 {
+    } else if n.is_multiple_of(7) {
         geo::Geometry::LineString(geo::LineString::from(vec![(x, y), (x + 0.0002, y + 0.0001)]))
     } else {
         geo::Geometry::Point(geo::Point::new(x, y))
     };
     Component {
         id: ComponentId::parse(&format!("320311{class}{n:06}")).unwrap(),
-        legacy_id: (n % 5 == 0).then(|| format!("32031101{:02}{n:06}", n % 100)),
+        legacy_id: n.is_multiple_of(5).then(|| format!("32031101{:02}{n:06}", n % 100)),
         name: format!("部件{n}"),
         dept_credit_code: credit(),
         dept_name: "市政处".to_owned(),
-        grid_code: code(if n % 2 == 0 { G1 } else { G2 }),
+        grid_code: code(if n.is_multiple_of(2) { G1 } else { G2 }),
         state: ComponentState::ALL[(n % 5) as usize],
         start_date: jiff::civil::date(2020, 1, 1 + (n % 28) as i8),
-        owner: (n % 2 == 0).then(|| "市政处".to_owned()),
+        owner: n.is_multiple_of(2).then(|| "市政处".to_owned()),
         maintainer: None,
-        change_date: (n % 3 == 0).then(|| jiff::civil::date(2025, 6, 30)),
+        change_date: n.is_multiple_of(3).then(|| jiff::civil::date(2025, 6, 30)),
         data_source: Some("普查".to_owned()),
-        note: (n % 4 == 0).then(|| "tab\there, new\nline \\ back".to_owned()),
+        note: n.is_multiple_of(4).then(|| "tab\there, new\nline \\ back".to_owned()),
         geometry,
     }
 }
@@ -1752,11 +1752,11 @@ fn small_map() -> CityMap {
             line: geo::MultiLineString(vec![geo::LineString::from(vec![(117.1, 34.201), (117.13, 34.2015)])]),
         }],
         addresses: (0..30)
-            .map(|i| Address {
+            .map(|i: u32| Address {
                 code: format!("320311-D-{i:06}"),
-                kind: if i % 3 == 0 { AddressKind::Poi } else { AddressKind::Door },
+                kind: if i.is_multiple_of(3) { AddressKind::Poi } else { AddressKind::Door },
                 name: format!("淮海东路{i}号"),
-                aliases: if i % 2 == 0 { vec![format!("老{i}号")] } else { vec![] },
+                aliases: if i.is_multiple_of(2) { vec![format!("老{i}号")] } else { vec![] },
                 district: code(DISTRICT_A),
                 road: Some("淮海东路".into()),
                 number: Some(format!("{i}号")),
@@ -2041,8 +2041,8 @@ async fn spread_cases(db: &Db, w: &World) -> Vec<Case> {
             (spec.kind, spec.class) = (Kind::Component, "01001");
         }
         let c = create(db, w, mins(t0(), 300 + i as i64), &spec).await;
-        let c = if i % 3 == 0 {
-            to_dispatched(db, w, c, if i % 2 == 0 { w.hw } else { w.sz }, mins(t0(), 400)).await
+        let c = if i.is_multiple_of(3) {
+            to_dispatched(db, w, c, if i.is_multiple_of(2) { w.hw } else { w.sz }, mins(t0(), 400)).await
         } else {
             c
         };
