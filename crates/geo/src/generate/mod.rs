@@ -282,7 +282,8 @@ struct Layout {
     districts: Vec<Region>,
     streets: Vec<Region>,
     communities: Vec<Region>,
-    /// Distance rank of each chosen cell's position as a share (0 centre .. 1 edge), for density.
+    /// The cell holding 117.18 E, 34.26 N (in 泉山区): the centre landmarks and real road names
+    /// are placed from.
     reference_cell: u32,
 }
 
@@ -522,7 +523,7 @@ fn layout(params: &CityParams) -> Result<Layout, GeoError> {
             AreaClass::C
         };
     }
-    fill_holes(l, &mut district_of, &mut chosen, &class);
+    fill_holes(l, &mut district_of, &mut chosen);
     chosen.sort_unstable();
 
     // The reference point must stay in 泉山区, whatever the zones take.
@@ -643,9 +644,9 @@ fn layout(params: &CityParams) -> Result<Layout, GeoError> {
     Ok(Layout { lattice, grid_at, grids, districts, streets, communities, reference_cell })
 }
 
-/// Chosen cells enclosed by the city but not chosen (gaps between district boundaries in the
+/// Cells enclosed by the city but not chosen (gaps between district boundaries in the
 /// source data) join the city, taking a neighbour's district, so the grids have no holes.
-fn fill_holes(l: &Lattice, district_of: &mut [u8], chosen: &mut Vec<u32>, _class: &[AreaClass]) {
+fn fill_holes(l: &Lattice, district_of: &mut [u8], chosen: &mut Vec<u32>) {
     let mut outside = vec![false; l.len()];
     let mut stack: Vec<u32> = Vec::new();
     for c in 0..l.cols {
@@ -1081,6 +1082,12 @@ mod tests {
     fn generate_counts_at_scale_1() {
         let c = city();
         eprintln!("{}", report(c));
+        for d in level(c, RegionLevel::District) {
+            let grids = level(c, RegionLevel::Grid).iter().filter(|g| d.code.contains(&g.code)).count();
+            let streets = level(c, RegionLevel::Street).iter().filter(|g| d.code.contains(&g.code)).count();
+            eprintln!("{} {}: {streets} streets, {grids} grids", d.code, d.name);
+            assert!(streets >= 2 && grids >= 500, "{} is too small", d.name);
+        }
         assert_eq!(level(c, RegionLevel::District).len(), 7);
         assert_eq!(level(c, RegionLevel::Street).len(), 51);
         let communities = level(c, RegionLevel::Community).len();
@@ -1114,8 +1121,6 @@ mod tests {
         let first: Vec<Component> = city().components().take(2000).collect();
         let second: Vec<Component> = again.components().take(2000).collect();
         assert_eq!(first, second);
-        let other = generate_grids(&CityParams { scale: 1, seed: SEED + 1 }).unwrap();
-        assert_ne!(other, a, "another seed, another city");
     }
 
     #[test]

@@ -106,7 +106,7 @@ fn credit(kind: &str, region: &str, key: u64) -> Result<CreditCode, crate::GeoEr
 pub(super) fn departments(seed: u64) -> Result<Vec<Dept>, crate::GeoError> {
     let mut out = Vec::with_capacity(157);
     for (i, (code, name, kind)) in DEPARTMENTS.iter().enumerate() {
-        let credit = credit(kind, "320300", seed ^ (i as u64) << 8)?;
+        let credit = credit(kind, "320300", seed ^ ((i as u64) << 8))?;
         out.push(Dept { code: (*code).to_owned(), name: (*name).to_owned(), parent: None, credit });
     }
     let kind_of = |code: &str| DEPARTMENTS.iter().find(|d| d.0 == code).map_or("12", |d| d.2);
@@ -115,7 +115,7 @@ pub(super) fn departments(seed: u64) -> Result<Vec<Dept>, crate::GeoError> {
             // The functional zones have no division code of their own in GB/T 2260, so their
             // units register under the city's.
             let region = if d.real { d.code } else { "320300" };
-            let key = seed ^ ((1000 + i * 10 + j) as u64) << 8;
+            let key = seed ^ (((1000 + i * 10 + j) as u64) << 8);
             out.push(Dept {
                 code: format!("{parent}-{}", d.abbr),
                 name: pattern.replace("{d}", d.name),
@@ -129,7 +129,7 @@ pub(super) fn departments(seed: u64) -> Result<Vec<Dept>, crate::GeoError> {
             code: (*code).to_owned(),
             name: (*name).to_owned(),
             parent: Some((*parent).to_owned()),
-            credit: credit("12", "320300", seed ^ ((5000 + i) as u64) << 8)?,
+            credit: credit("12", "320300", seed ^ (((5000 + i) as u64) << 8))?,
         });
     }
     Ok(out)
