@@ -1352,7 +1352,10 @@ pub async fn import_layer(
         }
         Layer::Region(level) if geo_ok => {
             map.regions = dir::regions_from_features(&file, features(&file)?, level, s).map_err(import_error)?;
-            let issues = citygrid_geo::validate::validate_regions(&map.regions, 1.0);
+            // One level at a time: the parents are the stored regions one level up.
+            let known: std::collections::HashSet<RegionCode> =
+                app.store.list_regions(None, None).await?.into_iter().map(|r| r.code).collect();
+            let issues = citygrid_geo::validate::validate_regions_with(&map.regions, &known, 1.0);
             if let Some(first) = issues.first() {
                 return Err(ApiError::Invalid {
                     code: "invalid_map",

@@ -430,7 +430,94 @@ async fn cases_on_the_map(backend: Backend) {
     app.get(&leader, "/api/v1/cases?bbox=x").await.problem(400, "invalid_query", Some("bbox"));
 }
 
+/// A patrol-district layer as an ESRI Shapefile (.shp + .dbf), built in memory.
+fn patrol_shapefile(codes: &[(&str, (f64, f64, f64, f64))]) -> (Vec<u8>, Vec<u8>) {
+    use shapefile::dbase::{FieldName, FieldValue, Record, TableWriterBuilder};
+    let mut shp = std::io::Cursor::new(Vec::new());
+    let mut dbf = std::io::Cursor::new(Vec::new());
+    {
+        let table = TableWriterBuilder::new()
+            .add_character_field(FieldName::try_from("CODE").unwrap(), 20)
+            .add_character_field(FieldName::try_from("NAME").unwrap(), 50)
+            .add_character_field(FieldName::try_from("OWNER").unwrap(), 50)
+            .build_with_dest(&mut dbf);
+        let mut w = shapefile::Writer::new(shapefile::ShapeWriter::new(&mut shp), table);
+        for (code, (x0, y0, x1, y1)) in codes {
+            let mut rec = Record::default();
+            rec.insert("CODE".into(), FieldValue::Character(Some((*code).to_owned())));
+            rec.insert("NAME".into(), FieldValue::Character(Some(format!("{code}片区"))));
+            rec.insert("OWNER".into(), FieldValue::Character(Some("执法大队".to_owned())));
+            let ring = geo::LineString::from(vec![(*x0, *y0), (*x1, *y0), (*x1, *y1), (*x0, *y1), (*x0, *y0)]);
+            let polygon = geo::MultiPolygon(vec![geo::Polygon::new(ring, vec![])]);
+            w.write_shape_and_record(&shapefile::Polygon::from(polygon), &rec).unwrap();
+        }
+    }
+    (shp.into_inner(), dbf.into_inner())
+}
+
+fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "citygrid-shp-boundary-42";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"layer.{name}\"\r\n").as_bytes(),
+        );
+        body.extend_from_slice(b"Content-Type: application/octet-stream\r\n\r\n");
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn shapefile_and_grid_import(backend: Backend) {
+    let (app, admin) = mapped(backend).await;
+    let t = app.sign_in("collector").await;
+    let (shp, dbf) = patrol_shapefile(&[("PD11", (WEST, SOUTH, MID, NORTH)), ("PD12", (MID, SOUTH, EAST, NORTH))]);
+    let (ct, body) = multipart(&[("shp", &shp), ("dbf", &dbf)]);
+    let uri = "/api/v1/map/layers/patrol_districts/import";
+    let v = app.request(Method::POST, uri, Some(&admin), &[("content-type", &ct)], body).await.ok(200);
+    assert_eq!(v["rows"]["areas"], 2, "{v}");
+    let v = app.get(&t, &format!("/api/v1/map/locate?lon={}&lat={}", YUNLONG.0, YUNLONG.1)).await.ok(200);
+    assert_eq!(v["areas"]["patrol_districts"]["code"], "PD12");
+    assert_eq!(v["areas"]["patrol_districts"]["name"], "PD12片区");
+    // A part missing, or a Shapefile for a CSV layer: refused, nothing changes.
+    let before = app.counts().await;
+    let (ct, body) = multipart(&[("shp", &shp)]);
+    app.request(Method::POST, uri, Some(&admin), &[("content-type", &ct)], body).await.problem(
+        422,
+        "invalid_field",
+        Some("dbf"),
+    );
+    let (ct, body) = multipart(&[("shp", &shp), ("dbf", &dbf)]);
+    app.request(Method::POST, "/api/v1/map/layers/components/import", Some(&admin), &[("content-type", &ct)], body)
+        .await
+        .problem(415, "unsupported_media_type", None);
+    // A Shapefile with a bad second record names it.
+    let (bad_shp, bad_dbf) = patrol_shapefile(&[("PD13", (WEST, SOUTH, MID, NORTH)), ("", (MID, SOUTH, EAST, NORTH))]);
+    let (ct, body) = multipart(&[("shp", &bad_shp), ("dbf", &bad_dbf)]);
+    let r = app.request(Method::POST, uri, Some(&admin), &[("content-type", &ct)], body).await;
+    assert_eq!(r.status.as_u16(), 422, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["field"].as_str().unwrap().starts_with("features[1]"), "{}", r.json());
+    assert_eq!(app.counts().await, before);
+
+    // The grid layer, exported and imported back: valid against the stored communities.
+    let grids = app.get(&t, "/api/v1/map/layers/grids").await.ok(200);
+    let v = import(&app, &admin, "grids", "application/geo+json", &grids.to_string()).await.ok(200);
+    assert_eq!(v["rows"]["regions"], 100, "{v}");
+    let v = app.get(&t, "/api/v1/map/locate?lon=117.18&lat=34.26").await.ok(200);
+    assert_eq!(v["grid"]["code"], "320311002002001");
+    // A grid whose community does not exist.
+    let stray = collection(vec![json!({"type": "Feature", "properties": {"code": "320311009009001", "name": "x"},
+        "geometry": rect(117.30, 34.30, 117.31, 34.31)})]);
+    let r = import(&app, &admin, "grids", "application/geo+json", &stray).await;
+    r.problem(422, "invalid_map", Some("features"));
+    assert!(r.json()["detail"].as_str().unwrap().contains("320311009009001"), "{}", r.json());
+}
+
 backend_tests!(
+    shapefile_and_grid_import,
     import_and_lookups,
     geocoding,
     components,
