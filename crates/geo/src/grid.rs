@@ -14,9 +14,11 @@
 
 use crate::GeoError;
 use citygrid_core::codes::{RegionCode, RegionLevel};
-use geo::{Area, BoundingRect, Centroid, Coord, CoordsIter, Intersects, MultiPolygon, Validation};
+use geo::{
+    Area, BooleanOps, BoundingRect, Centroid, Contains, Coord, CoordsIter, Intersects, MultiPolygon, Validation,
+};
 use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::RTree;
+use rstar::{RTree, RTreeObject};
 
 /// A unit grid: its 15-digit code and its area, in WGS-84 degrees.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +43,16 @@ pub struct GridIndex {
     centroids: Vec<(f64, f64)>,
     tree: RTree<Entry>,
     bbox: Option<(f64, f64, f64, f64)>,
+    /// Per grid: no other grid's interior overlaps its interior. A point strictly inside such a
+    /// grid can be in no other grid at all (another grid's boundary through that point would
+    /// put part of its interior there too), so the lookup may stop at the first hit instead of
+    /// scanning every candidate for a lower code. In a proper tiling every grid is exclusive.
+    exclusive: Vec<bool>,
 }
+
+/// Overlaps smaller than this (in square degrees, about 1 cm² here) are floating-point noise
+/// along shared edges, not real overlaps.
+const OVERLAP_NOISE: f64 = 1e-14;
 
 impl GridIndex {
     /// Builds the index, refusing data that would give wrong answers later: codes that are not
@@ -79,7 +90,9 @@ impl GridIndex {
             }
         }
 
-        Ok(GridIndex { grids, centroids, tree: RTree::bulk_load(entries), bbox })
+        let tree = RTree::bulk_load(entries);
+        let exclusive = exclusive_grids(&grids, &tree);
+        Ok(GridIndex { grids, centroids, tree, bbox, exclusive })
     }
 
     /// The code of the unit grid containing WGS-84 `(lon, lat)`, or `None` outside every grid
@@ -106,8 +119,12 @@ impl GridIndex {
             if best.is_some_and(|b| b <= gi) {
                 continue;
             }
+            let part = &self.grids[gi].polygon.0[pi];
+            if self.exclusive[gi] && part.contains(&point) {
+                return Some(gi);
+            }
             // `intersects` treats the polygon as closed, so points on the boundary count.
-            if self.grids[gi].polygon.0[pi].intersects(&point) {
+            if part.intersects(&point) {
                 best = Some(gi);
             }
         }
@@ -170,6 +187,28 @@ impl<'a> IntoIterator for &'a GridIndex {
     fn into_iter(self) -> Self::IntoIter {
         self.grids.iter()
     }
+}
+
+/// Which grids no other grid's interior overlaps: pairs of parts whose boxes meet are
+/// intersected exactly (neighbours in a tiling share edges, and their intersection has no area).
+fn exclusive_grids(grids: &[GridPolygon], tree: &RTree<Entry>) -> Vec<bool> {
+    let mut exclusive = vec![true; grids.len()];
+    for entry in tree.iter() {
+        let (gi, pi) = entry.data;
+        for other in tree.locate_in_envelope_intersecting(&entry.geom().envelope()) {
+            let (gj, pj) = other.data;
+            // Each unordered pair once; parts of one grid were checked by its validation.
+            if gj <= gi {
+                continue;
+            }
+            let (a, b) = (&grids[gi].polygon.0[pi], &grids[gj].polygon.0[pj]);
+            if a.intersection(b).unsigned_area() > OVERLAP_NOISE {
+                exclusive[gi] = false;
+                exclusive[gj] = false;
+            }
+        }
+    }
+    exclusive
 }
 
 /// Checks one grid and returns its centroid.
@@ -264,6 +303,23 @@ mod tests {
     }
 
     #[test]
+    fn a_tiling_is_exclusive_everywhere() {
+        assert!(two_by_two().exclusive.iter().all(|e| *e));
+        // Touching at a corner only, and a grid inside another's hole, are not overlaps.
+        let ring = Polygon::new(
+            LineString::from(vec![(0.0, 0.0), (3.0, 0.0), (3.0, 3.0), (0.0, 3.0), (0.0, 0.0)]),
+            vec![LineString::from(vec![(1.0, 1.0), (2.0, 1.0), (2.0, 2.0), (1.0, 2.0), (1.0, 1.0)])],
+        );
+        let idx = GridIndex::new(vec![
+            grid("320303001002005", vec![ring]),
+            grid("320303001002006", vec![square(1.0, 1.0, 2.0, 2.0)]),
+            grid("320303001002007", vec![square(3.0, 3.0, 4.0, 4.0)]),
+        ])
+        .unwrap();
+        assert_eq!(idx.exclusive, [true, true, true]);
+    }
+
+    #[test]
     fn accessors() {
         let idx = two_by_two();
         assert_eq!(idx.len(), 4);
@@ -324,6 +380,8 @@ mod tests {
         .unwrap();
         assert_eq!(idx.locate(1.5, 1.5).unwrap().as_str(), "320311001001001");
         assert_eq!(idx.locate(0.5, 0.5).unwrap().as_str(), "320311001001002");
+        // Neither may stop at its first hit.
+        assert_eq!(idx.exclusive, [false, false]);
     }
 
     #[test]
@@ -393,6 +451,52 @@ mod tests {
                 let holders: Vec<&GridPolygon> = idx.iter().filter(|g| g.polygon.contains(&p)).collect();
                 assert_eq!(holders.len(), 1);
                 assert_eq!(idx.locate(x, y), Some(&holders[0].code));
+            }
+        }
+    }
+
+    /// A jittered lattice (shared vertices), optionally with one extra grid laid over others.
+    fn jittered(n: usize, seed: u64, extra: bool) -> Vec<GridPolygon> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut rnd = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) as f64) / f64::from(u32::MAX) - 0.5
+        };
+        let v: Vec<Vec<(f64, f64)>> =
+            (0..=n).map(|i| (0..=n).map(|j| (i as f64 + 0.3 * rnd(), j as f64 + 0.3 * rnd())).collect()).collect();
+        let mut grids = Vec::new();
+        for i in 0..n {
+            for j in 0..n {
+                let ring = vec![v[i][j], v[i + 1][j], v[i + 1][j + 1], v[i][j + 1], v[i][j]];
+                let code = format!("320311001001{:03}", i * n + j + 2);
+                grids.push(grid(&code, vec![Polygon::new(LineString::from(ring), vec![])]));
+            }
+        }
+        if extra {
+            grids.push(grid("320311001001001", vec![square(0.5, 0.5, 2.5, 1.7)]));
+        }
+        grids
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn early_exit_never_changes_the_answer(seed in 0u64..1000, extra in proptest::bool::ANY,
+                                               pts in proptest::collection::vec((0.0f64..6.0, 0.0f64..6.0), 50)) {
+            let grids = jittered(6, seed, extra);
+            let idx = GridIndex::new(grids.clone()).unwrap();
+            // Random points, plus every vertex and edge midpoint (the boundary cases).
+            let mut probes = pts;
+            for g in &grids {
+                let ring = &g.polygon.0[0].exterior().0;
+                for w in ring.windows(2) {
+                    probes.push((w[0].x, w[0].y));
+                    probes.push(((w[0].x + w[1].x) / 2.0, (w[0].y + w[1].y) / 2.0));
+                }
+            }
+            for (x, y) in probes {
+                let p = Coord { x, y };
+                let want = grids.iter().filter(|g| g.polygon.intersects(&p)).map(|g| &g.code).min();
+                proptest::prop_assert_eq!(idx.locate(x, y), want, "({}, {})", x, y);
             }
         }
     }
