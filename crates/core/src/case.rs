@@ -9,6 +9,7 @@
 use crate::calendar::{Limit, WorkCalendar};
 use crate::catalogue::ClassInfo;
 use crate::codes::{AreaClass, ClassCode, Kind, RegionCode, RegionLevel, Urgency};
+use crate::component::ComponentId;
 use crate::org::{Actor, DepartmentTree, Role, Scope};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -338,6 +339,11 @@ pub struct Case {
     pub area_class: AreaClass,
     pub photo_ids: Vec<String>,
     pub reporter_id: Option<i64>,
+    /// The component (部件) the case is about: named by the reporter or, for a component
+    /// class, the nearest one of that class to the reported point.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "32031101001000042")]
+    pub component_id: Option<ComponentId>,
     pub state: State,
     /// The department the case is with (while dispatched, disposed, checked or suspended).
     pub department_id: Option<i64>,
@@ -399,6 +405,10 @@ pub enum Change {
         grid_code: RegionCode,
         area_class: AreaClass,
         reporter_id: Option<i64>,
+        /// The component (部件) the report is about, when one is known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>)]
+        component_id: Option<ComponentId>,
     },
     Verify {
         confirmed: bool,
@@ -693,6 +703,8 @@ pub struct NewReport {
     pub grid_code: RegionCode,
     pub area_class: AreaClass,
     pub photo_ids: Vec<String>,
+    /// The component (部件) concerned: a broken cover's 17-digit id.
+    pub component_id: Option<ComponentId>,
 }
 
 /// Sources each role may report as; the first is the default.
@@ -754,6 +766,7 @@ pub fn report(r: NewReport, actor: &Actor, ctx: &Ctx) -> Result<Event, Refusal> 
             grid_code: r.grid_code,
             area_class: r.area_class,
             reporter_id: Some(actor.user_id),
+            component_id: r.component_id,
         },
         note: None,
         photo_ids: r.photo_ids,
@@ -995,6 +1008,7 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
                 grid_code,
                 area_class,
                 reporter_id,
+                component_id,
             } = &e.change
             else {
                 return None;
@@ -1019,6 +1033,7 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
                 area_class: *area_class,
                 photo_ids: e.photo_ids.clone(),
                 reporter_id: *reporter_id,
+                component_id: component_id.clone(),
                 state: e.to_state,
                 department_id: None,
                 disposal_limit: None,

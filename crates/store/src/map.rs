@@ -1446,6 +1446,7 @@ impl Store {
             area_class: AreaClass::A,
             photo_ids: Vec::new(),
             reporter_id: None,
+            component_id: None,
             state: State::Reported,
             department_id: None,
             disposal_limit: None,

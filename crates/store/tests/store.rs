@@ -413,6 +413,7 @@ impl World {
             grid_code: grid,
             area_class: area_class.unwrap_or_default(),
             photo_ids: vec![photo_id(1)],
+            component_id: None,
         };
         case::report(r, self.reporter(spec.source), &self.ctx(now, class))
     }
@@ -1038,6 +1039,7 @@ async fn refused_create_writes_nothing(db: Db) {
                     grid_code: code(G1),
                     area_class: AreaClass::A,
                     photo_ids: vec![],
+                    component_id: None,
                 },
                 &w.collector,
                 &w.ctx(t0(), w.class(Kind::Event, "06010")),

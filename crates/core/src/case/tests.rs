@@ -158,6 +158,7 @@ fn new_report(source: Source) -> NewReport {
         grid_code: grid(GRID),
         area_class: AreaClass::A,
         photo_ids: vec![photo(1)],
+        component_id: None,
     }
 }
 

@@ -347,6 +347,8 @@ async fn layers_and_tiles(backend: Backend) {
     app.get(&t, "/tiles/grids/14/99999/6602.mvt").await.problem(404, "not_found", None);
     app.get(&t, "/tiles/grids/14/13524/6530.png").await.problem(400, "invalid_query", Some("y"));
     app.get(&t, "/tiles/nowhere/14/13524/6530.mvt").await.problem(404, "not_found", None);
+    let r = app.request(Method::GET, "/tiles/grids/14/13524/6530.mvt", None, &[], Vec::new()).await;
+    r.problem(401, "unauthorized", None);
     app.get(&citizen, "/tiles/collector_areas/14/13524/6530.mvt").await.problem(403, "forbidden_role", None);
 
     let v = app.get(&t, "/api/v1/map").await.ok(200);
@@ -516,7 +518,47 @@ async fn shapefile_and_grid_import(backend: Backend) {
     assert!(r.json()["detail"].as_str().unwrap().contains("320311009009001"), "{}", r.json());
 }
 
+async fn reports_link_their_component(backend: Backend) {
+    let (app, _admin) = mapped(backend).await;
+    let t = app.sign_in("collector").await;
+    let report = |class: &str, extra: Value| {
+        let mut body = json!({"kind": "event", "class_code": class, "description": "井盖破损",
+            "location": {"lon": 117.18, "lat": 34.26}});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        body
+    };
+    // "Water-supply cover abnormal" at the point: the nearest water-supply cover, 6 m away.
+    let v = app.report(&t, &report("01001", json!({}))).await;
+    assert_eq!(v["component_id"], "32031101001000001", "{v}");
+    // Storm-water cover abnormal: the storm-water cover right there, not the nearer water cover.
+    let v = app.report(&t, &report("01003", json!({}))).await;
+    assert_eq!(v["component_id"], "32031101003000001", "{v}");
+    // Exposed garbage is about no component.
+    assert!(app.report(&t, &garbage()).await["component_id"].is_null());
+    // Named by the reporter, with a legacy id; it survives in the case's log.
+    let mut named = report("01001", json!({"component_id": "3203110101000003"}));
+    named["location"] = json!({"lon": 117.1815, "lat": 34.2605});
+    let v = app.report(&t, &named).await;
+    assert_eq!(v["component_id"], "32031101001000003");
+    let id = v["id"].as_i64().unwrap();
+    let full = app.get(&t, &format!("/api/v1/cases/{id}")).await.ok(200);
+    assert_eq!(full["component_id"], "32031101001000003");
+    assert_eq!(full["events"][0]["component_id"], "32031101001000003", "{full}");
+    app.assert_replays().await;
+    // Unknown, malformed or far away: refused, nothing written.
+    let before = app.counts().await;
+    for (cid, lon) in [("32031101001999999", 117.18), ("123", 117.18), ("32031101001000001", 117.20)] {
+        let mut body = report("01001", json!({"component_id": cid}));
+        body["location"]["lon"] = json!(lon);
+        app.post_json(&t, "/api/v1/cases", &body).await.problem_in(cid, 422, "invalid_field", Some("component_id"));
+    }
+    assert_eq!(app.counts().await, before);
+}
+
 backend_tests!(
+    reports_link_their_component,
     shapefile_and_grid_import,
     import_and_lookups,
     geocoding,

@@ -26,6 +26,16 @@ const PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/settings/stage-limits", &["get", "put"]),
     ("/api/v1/calendar", &["get"]),
     ("/api/v1/calendar/{year}", &["put"]),
+    ("/api/v1/map", &["get"]),
+    ("/api/v1/map/locate", &["get"]),
+    ("/api/v1/map/geocode", &["get"]),
+    ("/api/v1/map/reverse", &["get"]),
+    ("/api/v1/map/components", &["get"]),
+    ("/api/v1/map/components/{id}", &["get"]),
+    ("/api/v1/map/layers/{layer}", &["get"]),
+    ("/api/v1/map/layers/{layer}/import", &["post"]),
+    ("/api/v1/map/cases", &["get"]),
+    ("/api/v1/map/cases/within", &["post"]),
 ];
 
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
@@ -36,6 +46,7 @@ fn concrete(path: &str) -> String {
         .replace("{kind}", "event")
         .replace("{code}", if path.contains("catalogue") { "06010" } else { "320311" })
         .replace("{year}", "2026")
+        .replace("{layer}", "grids")
 }
 
 fn refs(v: &Value, out: &mut BTreeSet<String>) {
