@@ -49,6 +49,9 @@ enum Command {
         /// City size: 1 is Xuzhou's 253 km² built-up core (20,000 unit grids).
         #[arg(long, default_value_t = 1)]
         scale: u32,
+        /// Only the small 100-grid test city (starts at once; what the test suite uses).
+        #[arg(long)]
+        small: bool,
     },
     /// Write a deterministic synthetic city shaped like Xuzhou (GeoJSON and CSV, the files
     /// `citygrid import city` reads).
@@ -196,10 +199,14 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(a) => serve(state(&a.db).await?, &a.listen).await,
-        Command::Demo { serve: a, scale } => {
+        Command::Demo { serve: a, scale, small } => {
             let app = state(&a.db).await?;
             let accounts = bootstrap::load_demo(&app).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            city::load_demo_city(&app, scale).await?;
+            if small {
+                println!("small demo city: 2 districts, 4 streets, 8 communities, 100 unit grids");
+            } else {
+                city::load_demo_city(&app, scale).await?;
+            }
             println!("accounts (password `{}`; collector001…collector156 too):", bootstrap::DEMO_PASSWORD);
             for (name, role, scope) in accounts {
                 println!("  {name:<11} {:<11} {scope}", role.as_str());

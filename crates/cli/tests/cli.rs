@@ -62,11 +62,12 @@ impl Server {
         let mut last_log = String::new();
         for attempt in 0..3 {
             let port = free_port();
-            let log = dir.join(format!("{subcommand}-{port}-{attempt}.log"));
+            let log = dir.join(format!("{}-{port}-{attempt}.log", subcommand.replace(' ', "_")));
             let out = std::fs::File::create(&log).expect("create server log");
             let err = out.try_clone().expect("clone log handle");
             let child = Command::new(BIN)
-                .args([subcommand, "--listen", &format!("127.0.0.1:{port}"), "--database", database])
+                .args(subcommand.split_whitespace())
+                .args(["--listen", &format!("127.0.0.1:{port}"), "--database", database])
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(out)
@@ -243,7 +244,7 @@ fn acknowledged_reports_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = sqlite_url(dir.path(), "crash.db");
 
-    let mut demo = Server::start("demo", &db, dir.path());
+    let mut demo = Server::start("demo --small", &db, dir.path());
     let client = http();
     let collector = token(&client, &demo, "collector", "demo");
 
@@ -409,7 +410,7 @@ fn user_add_then_sign_in() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = sqlite_url(dir.path(), "users.db");
     // Load the demo city (for the region the new user's scope names), then stop it.
-    drop(Server::start("demo", &db, dir.path()));
+    drop(Server::start("demo --small", &db, dir.path()));
 
     let out = run(
         &[
@@ -527,4 +528,97 @@ fn calendar_load_and_list() {
     let out = run(&["calendar", "load", bad.to_str().expect("utf-8 path"), "--database", &db], COMMAND);
     assert!(!out.status.success(), "a bad calendar was accepted: {out}");
     assert!(out.stderr.contains("line 3"), "the error does not name line 3: {out}");
+}
+
+/// Keep the header and the first `rows` rows of a CSV file.
+fn truncate_csv(path: &Path, rows: usize) {
+    let text = std::fs::read_to_string(path).expect("read csv");
+    let kept: Vec<&str> = text.lines().take(rows + 1).collect();
+    std::fs::write(path, kept.join("\n") + "\n").expect("write csv");
+}
+
+fn features(path: &Path) -> Vec<Value> {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read geojson")).expect("geojson");
+    doc["features"].as_array().expect("features").clone()
+}
+
+fn ratio_line(out: &Output) -> f64 {
+    let last = out.stdout.lines().last().unwrap_or_default();
+    let value = last.strip_prefix("ratio=").unwrap_or_else(|| panic!("last line {last:?} is not ratio=…\n{out}"));
+    value.parse::<f64>().unwrap_or_else(|_| panic!("ratio {value:?} is not a number"))
+}
+
+/// The demo city goes through the import path a real city uses: generate the files, import
+/// them in one transaction, export them back; a file with one bad feature changes nothing.
+#[test]
+fn generate_import_export_city() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let city = dir.path().join("city");
+    let out = run(&["generate-city", "--scale", "1", "--seed", "7", "--out", city.to_str().unwrap()], COMMAND);
+    assert!(out.status.success(), "generate-city failed: {out}");
+    assert!(out.stdout.contains("20000 unit grids"), "{out}");
+    assert_eq!(features(&city.join("districts.geojson")).len(), 7);
+    assert_eq!(features(&city.join("streets.geojson")).len(), 51);
+    assert_eq!(features(&city.join("patrol_districts.geojson")).len(), 64);
+    assert_eq!(features(&city.join("kiosks.geojson")).len(), 48);
+    let grids = features(&city.join("grids.geojson"));
+    assert_eq!(grids.len(), 20_000);
+    // The debug build imports a slice of the two big files; the release bench imports them all.
+    truncate_csv(&city.join("components.csv"), 3000);
+    truncate_csv(&city.join("addresses.csv"), 3000);
+
+    let db = sqlite_url(dir.path(), "city.db");
+    let city_arg = city.to_str().unwrap();
+    let out = run(&["import", "city", city_arg, "--user-password", "pw-123456", "--database", &db], COMMAND);
+    assert!(out.status.success(), "import city failed: {out}");
+    assert!(out.stdout.contains("156 users created"), "{out}");
+
+    // A grid whose code is not a grid code: refused with the file and feature named.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    let mut bad = grids.clone();
+    bad[17]["properties"]["code"] = json!("3203");
+    let doc = json!({"type": "FeatureCollection", "features": bad});
+    std::fs::write(broken.join("grids.geojson"), doc.to_string()).unwrap();
+    let out = run(&["import", "city", broken.to_str().unwrap(), "--database", &db], COMMAND);
+    assert!(!out.status.success(), "a bad grid was imported: {out}");
+    assert!(out.stderr.contains("grids.geojson") && out.stderr.contains("feature 17"), "{out}");
+
+    let back = dir.path().join("back");
+    let out = run(&["export", "city", back.to_str().unwrap(), "--database", &db], COMMAND);
+    assert!(out.status.success(), "export failed: {out}");
+    let exported = features(&back.join("grids.geojson"));
+    assert_eq!(exported.len(), 20_000, "the refused import changed nothing");
+    let code = |f: &Value| f["properties"]["code"].as_str().unwrap().to_owned();
+    let mut want: Vec<String> = grids.iter().map(code).collect();
+    let mut got: Vec<String> = exported.iter().map(code).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    let components = std::fs::read_to_string(back.join("components.csv")).unwrap();
+    assert_eq!(components.lines().count(), 3001, "header and 3000 components");
+    let users = std::fs::read_to_string(back.join("users.csv")).unwrap();
+    assert!(users.contains("collector001"), "collectors were created");
+
+    // The import bench on the same directory: time, peak memory, ratio against reading alone.
+    let out = run(&["bench", "import", "--dir", city_arg], COMMAND);
+    assert!(out.status.success(), "bench import failed: {out}");
+    assert!(out.stdout.contains("peak_rss_mib="), "{out}");
+    assert!(ratio_line(&out) > 0.0);
+}
+
+#[test]
+fn bench_geo_and_read_end_with_ratio() {
+    let out =
+        run(&["bench", "geo", "--scales", "1", "--lookups", "20000", "--runs", "1", "--geocodes", "2000"], COMMAND);
+    assert!(out.status.success(), "bench geo failed: {out}");
+    assert!(out.stdout.contains("scale_1_lookups_per_sec_per_core="), "{out}");
+    assert!(out.stdout.contains("0 differ"), "citygrid and the bare R-tree disagree: {out}");
+    assert!(out.stdout.contains("geocodes_per_sec="), "{out}");
+    assert!(ratio_line(&out) > 0.0);
+
+    let out = run(&["bench", "read", "--cases", "20000", "--requests", "60", "--runs", "1", "--clients", "2"], COMMAND);
+    assert!(out.status.success(), "bench read failed: {out}");
+    assert!(out.stdout.contains("http_p99_ms="), "{out}");
+    assert!(ratio_line(&out) > 0.0);
 }

@@ -432,8 +432,10 @@ async fn cases_on_the_map(backend: Backend) {
     app.get(&leader, "/api/v1/cases?bbox=x").await.problem(400, "invalid_query", Some("bbox"));
 }
 
+type Bbox = (f64, f64, f64, f64);
+
 /// A patrol-district layer as an ESRI Shapefile (.shp + .dbf), built in memory.
-fn patrol_shapefile(codes: &[(&str, (f64, f64, f64, f64))]) -> (Vec<u8>, Vec<u8>) {
+fn patrol_shapefile(codes: &[(&str, Bbox)]) -> (Vec<u8>, Vec<u8>) {
     use shapefile::dbase::{FieldName, FieldValue, Record, TableWriterBuilder};
     let mut shp = std::io::Cursor::new(Vec::new());
     let mut dbf = std::io::Cursor::new(Vec::new());
