@@ -3,7 +3,7 @@
 #
 #   bash .ci/schemathesis.sh
 #
-# Starts `target/debug/citygrid demo` on a free loopback port over a throwaway SQLite file,
+# Starts `target/debug/citygrid demo --small` (the 100-grid city; the map layers start empty) on a free loopback port over a throwaway SQLite file,
 # signs in with curl and runs Schemathesis against /api/v1/openapi.json in three passes:
 #   admin      every operation except DELETE /api/v1/auth/token (it would revoke the token)
 #   collector  the same, as a collector
@@ -63,7 +63,7 @@ trap 'exit 130' INT TERM
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 BASE=http://127.0.0.1:$PORT
 log "starting citygrid demo on $BASE"
-RUST_LOG=warn "$BIN" demo --listen "127.0.0.1:$PORT" --database "sqlite:$WORK/s.db" >"$WORK/server.log" 2>&1 &
+RUST_LOG=warn "$BIN" demo --small --listen "127.0.0.1:$PORT" --database "sqlite:$WORK/s.db" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
 deadline=$((SECONDS + 60))

@@ -267,7 +267,9 @@ fn map_rows(map: &CityMap) -> u64 {
         + map.users.len()) as u64
 }
 
-/// One request of the read mix: the big-screen map view or two pages of the filtered list.
+/// One request of the read mix: the big-screen map view (open cases of one class in a
+/// district-sized box, as the "cases in view, by state and class") or two pages of the
+/// filtered list (district + state, with or without a class).
 #[derive(Clone)]
 enum ReadQuery {
     Map { bbox: (f64, f64, f64, f64), class: Option<&'static str> },
@@ -282,13 +284,15 @@ fn read_queries(n: usize, bbox: (f64, f64, f64, f64), districts: &[String], seed
     let (w, h) = (0.032, 0.027);
     (0..n)
         .map(|i| {
-            let class = if rng.gen_bool(0.5) { Some(CLASSES[rng.gen_range(0..CLASSES.len())]) } else { None };
+            let class = Some(CLASSES[rng.gen_range(0..CLASSES.len())]);
             if i % 2 == 0 {
                 let x = rng.gen_range(bbox.0..(bbox.2 - w).max(bbox.0 + 1e-6));
                 let y = rng.gen_range(bbox.1..(bbox.3 - h).max(bbox.1 + 1e-6));
                 ReadQuery::Map { bbox: (x, y, x + w, y + h), class }
             } else {
                 let state = ["closed", "dispatched", "filed"][rng.gen_range(0..3)];
+                // Lists are asked with and without a class.
+                let class = class.filter(|_| rng.gen_bool(0.5));
                 ReadQuery::List { district: districts[rng.gen_range(0..districts.len())].clone(), state, class }
             }
         })

@@ -1193,7 +1193,7 @@ pub struct WithinBody {
 /// Cases inside a drawn polygon (the big screen's lasso), in the caller's data scope.
 #[utoipa::path(post, path = "/api/v1/map/cases/within", tag = "map", security(("bearer" = [])), request_body = WithinBody,
     responses((status = 200, body = CaseMarkerList), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn cases_within(
     State(app): State<AppState>,
     auth: Auth,
@@ -1416,7 +1416,8 @@ pub struct MapSummary {
 
 /// What the map holds: counts per layer and the extent, for a map client's first view.
 #[utoipa::path(get, path = "/api/v1/map", tag = "map", security(("bearer" = [])), params(SysQuery),
-    responses((status = 200, body = MapSummary), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = MapSummary), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn summary(
     State(app): State<AppState>,
     _auth: Auth,
