@@ -217,7 +217,7 @@ pub async fn load_demo_city(app: &AppState, scale: u32) -> Result<()> {
 }
 
 /// `citygrid export city DIR`: every layer from the store, as the files import reads.
-pub async fn export_city(store: &Store, out: &Path) -> Result<()> {
+pub async fn export_city(store: &Store, out: &Path, geojson: bool) -> Result<()> {
     use citygrid_core::codes::RegionLevel;
     use citygrid_geo::layers::{DepartmentRow, RegionFeature, UserRow};
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -284,8 +284,33 @@ pub async fn export_city(store: &Store, out: &Path) -> Result<()> {
     }
     pb.finish_and_clear();
     let n = components.len();
+    if geojson {
+        write_geojson_points(out, &map, &components)?;
+    }
     let summary = citydir::write_city_dir(out, &map, components.into_iter())?;
     print_counts(&map, n);
     println!("written to {}: {summary:?}", out.display());
+    Ok(())
+}
+
+/// `components.geojson` and `addresses.geojson` beside the CSV files, for GIS tools that take
+/// GeoJSON only. Written feature by feature: the component layer is hundreds of megabytes.
+fn write_geojson_points(out: &Path, map: &CityMap, components: &[Component]) -> Result<()> {
+    use std::io::Write;
+    let addresses = citydir::addresses_to_geojson(&map.addresses);
+    std::fs::write(out.join("addresses.geojson"), addresses.to_string())?;
+    let file = std::fs::File::create(out.join("components.geojson"))?;
+    let mut w = std::io::BufWriter::new(file);
+    w.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[\n")?;
+    for (i, c) in components.iter().enumerate() {
+        let one = citydir::components_to_geojson(std::iter::once(c));
+        let feature = one["features"].get(0).cloned().unwrap_or_default();
+        if i > 0 {
+            w.write_all(b",\n")?;
+        }
+        serde_json::to_writer(&mut w, &feature)?;
+    }
+    w.write_all(b"\n]}\n")?;
+    w.flush()?;
     Ok(())
 }

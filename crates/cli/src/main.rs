@@ -138,6 +138,9 @@ enum ExportCmd {
     /// Every map layer as the files `citygrid import city` reads (GeoJSON and CSV, WGS-84).
     City {
         out: std::path::PathBuf,
+        /// Also write components.geojson and addresses.geojson (the CSV files stay).
+        #[arg(long)]
+        geojson: bool,
         #[command(flatten)]
         db: Db,
     },
@@ -280,9 +283,9 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
-        Command::Export(ExportCmd::City { out, db }) => {
+        Command::Export(ExportCmd::City { out, geojson, db }) => {
             let store = open(&db).await?;
-            city::export_city(&store, &out).await
+            city::export_city(&store, &out, geojson).await
         }
         Command::Calendar(CalendarCmd::Load { file, db }) => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;

@@ -585,7 +585,7 @@ fn generate_import_export_city() {
     assert!(out.stderr.contains("grids.geojson") && out.stderr.contains("feature 17"), "{out}");
 
     let back = dir.path().join("back");
-    let out = run(&["export", "city", back.to_str().unwrap(), "--database", &db], COMMAND);
+    let out = run(&["export", "city", back.to_str().unwrap(), "--geojson", "--database", &db], COMMAND);
     assert!(out.status.success(), "export failed: {out}");
     let exported = features(&back.join("grids.geojson"));
     assert_eq!(exported.len(), 20_000, "the refused import changed nothing");
@@ -597,6 +597,8 @@ fn generate_import_export_city() {
     assert_eq!(got, want);
     let components = std::fs::read_to_string(back.join("components.csv")).unwrap();
     assert_eq!(components.lines().count(), 3001, "header and 3000 components");
+    assert_eq!(features(&back.join("components.geojson")).len(), 3000);
+    assert_eq!(features(&back.join("addresses.geojson")).len(), 3000);
     let users = std::fs::read_to_string(back.join("users.csv")).unwrap();
     assert!(users.contains("collector001"), "collectors were created");
 

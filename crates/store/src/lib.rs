@@ -314,9 +314,9 @@ macro_rules! create_in {
                                ON CONFLICT (day) DO UPDATE SET last = case_numbers.last + 1 RETURNING last";
             let insert_case = "INSERT INTO cases (number, state, source, kind, class_code, urgency, grid_code, \
                                community_code, street_code, district_code, department_id, reporter_id, deadline, \
-                               case_deadline, urged, created_at, updated_at, version, lon, lat, data) \
+                               case_deadline, urged, created_at, updated_at, version, lon, lat, cell, data) \
                                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-                               $19, $20, '{}') RETURNING id";
+                               $19, $20, $21, '{}') RETURNING id";
             let set_data = "UPDATE cases SET data = $1 WHERE id = $2";
             let read_case = "SELECT data FROM cases WHERE id = $1";
             if let (Some(k), Err(refusal)) = (&job.idem, &job.event) {
@@ -385,6 +385,7 @@ macro_rules! create_in {
                 .bind(case.version as i64)
                 .bind(case.location.lon)
                 .bind(case.location.lat)
+                .bind(crate::map::map_cell(case.location.lon, case.location.lat))
                 .fetch_one(&mut *$c)
                 .await?;
             let case = Case { id, ..case };

@@ -1271,6 +1271,14 @@ impl Store {
             );
             push_case_filters!(q, vis, &f, sqlite);
             if let Some((x0, y0, x1, y1)) = column_box {
+                if let Some(cells) = map_cells((x0, y0, x1, y1), 400) {
+                    q.push(" AND cell IN (");
+                    let mut sep = q.separated(", ");
+                    for c in cells {
+                        sep.push_bind(c);
+                    }
+                    q.push(")");
+                }
                 q.push(" AND lon >= ")
                     .push_bind(x0)
                     .push(" AND lon <= ")
@@ -1368,9 +1376,28 @@ const CASES: Table = Table {
         "version",
         "lon",
         "lat",
+        "cell",
         "data",
     ],
 };
+
+/// The map cell of a point: 0.01° × 0.01° (about 1 km), the key between class and longitude in
+/// the `cases_map` index (migration 0007 computes the same in SQL).
+pub(crate) fn map_cell(lon: f64, lat: f64) -> i64 {
+    ((lon + 180.0) * 100.0).floor() as i64 * 100_000 + ((lat + 90.0) * 100.0).floor() as i64
+}
+
+/// The cells a box covers, or `None` past `max` cells (a whole-city view: scanning the
+/// longitude strip is then as good).
+fn map_cells((x0, y0, x1, y1): (f64, f64, f64, f64), max: usize) -> Option<Vec<i64>> {
+    let (cx0, cx1) = (((x0 + 180.0) * 100.0).floor() as i64, ((x1 + 180.0) * 100.0).floor() as i64);
+    let (cy0, cy1) = (((y0 + 90.0) * 100.0).floor() as i64, ((y1 + 90.0) * 100.0).floor() as i64);
+    let count = (cx1 - cx0 + 1).checked_mul(cy1 - cy0 + 1)?;
+    if count <= 0 || count as usize > max {
+        return None;
+    }
+    Some((cx0..=cx1).flat_map(|cx| (cy0..=cy1).map(move |cy| cx * 100_000 + cy)).collect())
+}
 
 /// States of bench cases with their weight in thousandths: mostly closed, as in a city's history.
 const BENCH_STATES: [(State, u64); 12] = [
@@ -1584,6 +1611,7 @@ impl Store {
                     V::I(i64::from(case.version)),
                     V::F(*lon),
                     V::F(*lat),
+                    V::I(map_cell(*lon, *lat)),
                     V::T(crate::json(&case)?),
                 ]);
             }
@@ -1635,5 +1663,26 @@ impl Store {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_cover_the_box() {
+        assert_eq!(map_cell(117.18, 34.26), 29718 * 100_000 + 12426);
+        let b = (117.155, 34.241, 117.187, 34.268);
+        let cells = map_cells(b, 400).unwrap();
+        assert_eq!(cells.len(), 4 * 3);
+        // Every point of the box, corners included, falls in a listed cell.
+        for i in 0..=20 {
+            for j in 0..=20 {
+                let (x, y) = (b.0 + (b.2 - b.0) * f64::from(i) / 20.0, b.1 + (b.3 - b.1) * f64::from(j) / 20.0);
+                assert!(cells.contains(&map_cell(x, y)), "({x}, {y})");
+            }
+        }
+        assert!(map_cells((117.0, 34.0, 117.5, 34.5), 400).is_none(), "51 × 51 cells is a whole-city view");
     }
 }

@@ -1224,6 +1224,44 @@ mod tests {
         }
     }
 
+    /// Random points map to the grid whose polygon contains them (brute force over every grid,
+    /// lowest code on shared edges), and points outside the city map to none.
+    #[test]
+    fn lookups_agree_with_brute_force() {
+        let grids: Vec<GridPolygon> = level(city(), RegionLevel::Grid)
+            .into_iter()
+            .map(|g| GridPolygon { code: g.code.clone(), polygon: g.polygon.clone() })
+            .collect();
+        let index = GridIndex::new(grids.clone()).unwrap();
+        let (x0, y0, x1, y1) = index.bbox().unwrap();
+        let boxes: Vec<_> = grids.iter().map(|g| g.polygon.bounding_rect().unwrap()).collect();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut inside = 0;
+        for _ in 0..400 {
+            let (x, y) = (x0 + (x1 - x0) * next(), y0 + (y1 - y0) * next());
+            let p = Point::new(x, y);
+            let want = grids
+                .iter()
+                .zip(&boxes)
+                .filter(|(_, b)| b.min().x <= x && x <= b.max().x && b.min().y <= y && y <= b.max().y)
+                .filter(|(g, _)| g.polygon.intersects(&p))
+                .map(|(g, _)| &g.code)
+                .min();
+            inside += usize::from(want.is_some());
+            assert_eq!(index.locate(x, y), want, "({x}, {y})");
+        }
+        assert!(inside > 50, "the sample should hit the city: {inside}");
+        for (x, y) in [(116.0, 34.26), (117.18, 35.5), (x0 - 0.01, y0), (x1 + 1e-3, y1 + 1e-3)] {
+            assert_eq!(index.locate(x, y), None, "({x}, {y}) is outside the city");
+        }
+    }
+
     #[test]
     fn generate_scale_2_grows() {
         let grids = generate_grids(&CityParams { scale: 2, seed: SEED }).unwrap();

@@ -83,9 +83,11 @@ pub struct RegionNew {
     pub code: String,
     pub name: String,
     pub area_class: Option<AreaClass>,
-    /// For unit grids: a GeoJSON Polygon or MultiPolygon (WGS-84), required.
+    /// For unit grids: a GeoJSON Polygon or MultiPolygon, required.
     #[schema(value_type = Option<Object>)]
     pub geometry: Option<serde_json::Value>,
+    /// Coordinate system of `geometry` (default wgs84); stored as WGS-84.
+    pub coord_sys: Option<citygrid_geo::CoordSys>,
 }
 
 /// Add a region (administrators). A grid needs its polygon; the grid index is rebuilt.
@@ -115,6 +117,18 @@ pub async fn create_region(
     }
     let geometry = match (code.level(), n.geometry) {
         (RegionLevel::Grid, Some(g)) => {
+            let g = match n.coord_sys.unwrap_or_default() {
+                citygrid_geo::CoordSys::Wgs84 => g,
+                sys => {
+                    use geo::MapCoords;
+                    let mp = citygrid_geo::geojson::multipolygon_from_geojson(&g.to_string())
+                        .map_err(|e| ApiError::invalid("geometry", e.to_string()))?;
+                    citygrid_geo::geojson::multipolygon_to_json(&mp.map_coords(|c| {
+                        let (x, y) = citygrid_geo::coord::to_wgs84(sys, c.x, c.y);
+                        geo::Coord { x, y }
+                    }))
+                }
+            };
             let feature = serde_json::json!({"type": "Feature", "properties": {"code": code.as_str()}, "geometry": g});
             let text = feature.to_string();
             let grids = citygrid_geo::geojson::grids_from_geojson(&text)

@@ -559,7 +559,30 @@ async fn reports_link_their_component(backend: Backend) {
     assert_eq!(app.counts().await, before);
 }
 
+async fn a_grid_drawn_on_a_gcj02_map(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.sign_in("admin").await;
+    // A square east of the demo city, drawn on an AMap base map (GCJ-02).
+    let ring: Vec<Value> =
+        [(117.215, 34.270), (117.220, 34.270), (117.220, 34.273), (117.215, 34.273), (117.215, 34.270)]
+            .iter()
+            .map(|(x, y)| {
+                let (gx, gy) = from_wgs84(CoordSys::Gcj02, *x, *y);
+                json!([gx, gy])
+            })
+            .collect();
+    let body = json!({"code": "320311001001099", "name": "新网格", "coord_sys": "gcj02",
+        "geometry": {"type": "Polygon", "coordinates": [ring]}});
+    app.post_json(&admin, "/api/v1/regions", &body).await.ok(201);
+    let v = app.get(&admin, "/api/v1/map/locate?lon=117.2175&lat=34.2715").await.ok(200);
+    assert_eq!(v["grid"]["code"], "320311001001099", "stored in WGS-84: {v}");
+    let v = app.get(&admin, "/api/v1/map/layers/grids?bbox=117.216,34.271,117.219,34.272").await.ok(200);
+    let x = v["features"][0]["geometry"]["coordinates"][0][0][0][0].as_f64().unwrap();
+    assert!((x - 117.215).abs() < 1e-6, "{v}");
+}
+
 backend_tests!(
+    a_grid_drawn_on_a_gcj02_map,
     reports_link_their_component,
     shapefile_and_grid_import,
     import_and_lookups,
