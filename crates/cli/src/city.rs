@@ -107,6 +107,16 @@ pub async fn import_city(store: &Store, dir: &Path, sys: CoordSys, user_password
         }
         bail!("the administrative layers have {} problem(s); nothing was imported", issues.len());
     }
+    // Accounts are created after the map's transaction: check every row first, so a bad
+    // users.csv refuses the whole import instead of leaving it half done.
+    if user_password.is_some() {
+        let mut known: std::collections::HashSet<String> =
+            store.list_departments().await?.into_iter().map(|d| d.code).collect();
+        known.extend(map.departments.iter().map(|d| d.code.clone()));
+        for u in &map.users {
+            user_scope_check(u, &known)?;
+        }
+    }
     let read_secs = read_started.elapsed().as_secs_f64();
     let write_started = Instant::now();
     let multi = MultiProgress::new();
@@ -149,6 +159,21 @@ pub async fn import_city(store: &Store, dir: &Path, sys: CoordSys, user_password
         + summary.components
         + summary.departments;
     Ok(Imported { rows, read_secs, write_secs, users })
+}
+
+fn user_scope_check(u: &citygrid_geo::layers::UserRow, departments: &std::collections::HashSet<String>) -> Result<()> {
+    Role::parse(&u.role).with_context(|| format!("users.csv: {}: unknown role {}", u.username, u.role))?;
+    match u.scope.split_once(':') {
+        Some(("region", code)) => {
+            citygrid_core::codes::RegionCode::parse(code)
+                .with_context(|| format!("users.csv: {}: bad region code {code}", u.username))?;
+        }
+        Some(("department", code)) if departments.contains(code) => {}
+        Some(("department", code)) => bail!("users.csv: {}: no department {code}", u.username),
+        _ if u.scope == "own" => {}
+        _ => bail!("users.csv: {}: scope must be region:CODE, department:CODE or own", u.username),
+    }
+    Ok(())
 }
 
 /// Create the accounts of `users.csv`. One password hash serves all of them: hashing 156 times

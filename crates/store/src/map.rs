@@ -1200,13 +1200,14 @@ impl Store {
         rows.into_iter().map(area_from_row).collect()
     }
 
-    /// Roads whose box meets `bbox`, by code.
-    pub async fn roads_in_bbox(&self, bbox: (f64, f64, f64, f64)) -> Result<Vec<Road>> {
+    /// Roads whose box meets `bbox`, by code, at most `limit`.
+    pub async fn roads_in_bbox(&self, bbox: (f64, f64, f64, f64), limit: u32) -> Result<Vec<Road>> {
         let sql = "SELECT code, name, aliases, district, geometry FROM roads \
-                   WHERE min_lon <= $1 AND max_lon >= $2 AND min_lat <= $3 AND max_lat >= $4 ORDER BY code";
+                   WHERE min_lon <= $1 AND max_lon >= $2 AND min_lat <= $3 AND max_lat >= $4 ORDER BY code LIMIT $5";
         let (x0, y0, x1, y1) = bbox;
-        let rows: Vec<RoadSqlRow> =
-            both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(x1).bind(x0).bind(y1).bind(y0).fetch_all(r).await? });
+        let rows: Vec<RoadSqlRow> = both!(self, |_w, r, _f| {
+            sqlx::query_as(sql).bind(x1).bind(x0).bind(y1).bind(y0).bind(i64::from(limit)).fetch_all(r).await?
+        });
         rows.into_iter().map(road_from_row).collect()
     }
 

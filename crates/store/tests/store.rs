@@ -1842,8 +1842,8 @@ async fn import_map_round_trips(db: Db) {
     assert!(in_view.iter().all(|(_, g)| g.is_some()));
     let pd = db.store.areas_in_bbox(AreaLayer::PatrolDistrict, (117.125, 34.21, 117.126, 34.211)).await.unwrap();
     assert_eq!(pd.iter().map(|a| a.code.as_str()).collect::<Vec<_>>(), vec!["PD02"]);
-    assert_eq!(db.store.roads_in_bbox((117.0, 34.0, 117.11, 34.3)).await.unwrap().len(), 1);
-    assert!(db.store.roads_in_bbox((118.0, 34.0, 118.1, 34.3)).await.unwrap().is_empty());
+    assert_eq!(db.store.roads_in_bbox((117.0, 34.0, 117.11, 34.3), 100).await.unwrap().len(), 1);
+    assert!(db.store.roads_in_bbox((118.0, 34.0, 118.1, 34.3), 100).await.unwrap().is_empty());
     let counts: std::collections::HashMap<String, i64> = db.store.map_counts().await.unwrap().into_iter().collect();
     assert_eq!(counts["grids"], 3);
     assert_eq!(counts["districts"], 2);

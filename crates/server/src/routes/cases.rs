@@ -119,6 +119,19 @@ fn in_sys(mut case: Case, sys: Option<CoordSys>) -> Case {
     case
 }
 
+/// The log with the report's location in `sys`, like the case beside it.
+fn events_in_sys(mut events: Vec<Event>, sys: Option<CoordSys>) -> Vec<Event> {
+    if let Some(sys) = sys {
+        for e in &mut events {
+            if let case::Change::Report { location, .. } = &mut e.change {
+                let (lon, lat) = citygrid_geo::coord::from_wgs84(sys, location.lon, location.lat);
+                *location = Point { lon, lat };
+            }
+        }
+    }
+    events
+}
+
 /// Can this user read this case?
 pub fn can_see(auth: &Auth, case: &Case, tree: &DepartmentTree) -> bool {
     match &auth.user.scope {
@@ -230,6 +243,16 @@ pub async fn create_case(
                 .ok_or_else(|| ApiError::invalid("component_id", format!("no component {id}")))?;
             let p = citygrid_geo::points::ComponentPoint::from_component(&c)
                 .ok_or_else(|| ApiError::invalid("component_id", "the component has no position"))?;
+            // "<component> abnormal" (majors 01-05) must name a component of that very class.
+            if ("01".."06").contains(&class_code.major()) && c.class_code() != class_code {
+                return Err(ApiError::invalid(
+                    "component_id",
+                    format!("component {id} is of class {}, not {class_code}", c.class_code()),
+                ));
+            }
+            if c.state == citygrid_core::component::ComponentState::Removed {
+                return Err(ApiError::invalid("component_id", format!("component {id} was removed")));
+            }
             if citygrid_geo::coord::distance_m(p.lon, p.lat, lon, lat) > NAMED_COMPONENT_RADIUS_M {
                 return Err(ApiError::invalid(
                     "component_id",
@@ -301,7 +324,7 @@ pub async fn get_case(
         return Err(ApiError::NotFound("case"));
     }
     let events = app.store.case_events(id).await?;
-    Ok(Json(out(&app, in_sys(case, q.coord_sys), Some(events))))
+    Ok(Json(out(&app, in_sys(case, q.coord_sys), Some(events_in_sys(events, q.coord_sys)))))
 }
 
 /// Filters of the case list.

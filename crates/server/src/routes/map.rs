@@ -31,6 +31,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
+/// The most case markers one request reads (the store's own bound).
+const MAX_MARKERS: usize = 10_000;
+
+/// Vertices of a drawn polygon: a lasso on a screen has hundreds, not millions.
+const MAX_POLYGON_VERTICES: usize = 10_000;
+
 /// The largest number of features one GeoJSON response carries; past it the collection says
 /// `"truncated": true` and the client should zoom in or narrow the filters.
 pub const MAX_FEATURES: usize = 20_000;
@@ -772,28 +778,30 @@ async fn features(
                 })
                 .collect()
         }
-        Layer::Kiosks => map
-            .kiosks
-            .in_bbox(bbox)
-            .into_iter()
-            .take(take)
-            .enumerate()
-            .map(|(i, k)| Feature {
-                id: i as u64 + 1,
-                geometry: geo::Geometry::Point(geo::Point::new(k.lon, k.lat)),
-                properties: vec![
-                    ("code", json!(k.code)),
-                    ("name", json!(k.name)),
-                    ("patrol_district", json!(k.patrol_district)),
-                ],
-            })
-            .collect(),
+        // Which kiosk serves which patrol district is "who covers what": staff only.
+        Layer::Kiosks => {
+            staff_only(auth)?;
+            map.kiosks
+                .in_bbox(bbox)
+                .into_iter()
+                .take(take)
+                .enumerate()
+                .map(|(i, k)| Feature {
+                    id: i as u64 + 1,
+                    geometry: geo::Geometry::Point(geo::Point::new(k.lon, k.lat)),
+                    properties: vec![
+                        ("code", json!(k.code)),
+                        ("name", json!(k.name)),
+                        ("patrol_district", json!(k.patrol_district)),
+                    ],
+                })
+                .collect()
+        }
         Layer::Roads => app
             .store
-            .roads_in_bbox(bbox)
+            .roads_in_bbox(bbox, u32::try_from(take).unwrap_or(u32::MAX))
             .await?
             .into_iter()
-            .take(take)
             .enumerate()
             .map(|(i, r)| Feature {
                 id: i as u64 + 1,
@@ -909,6 +917,9 @@ pub async fn layer(
         return Err(ApiError::bad_query("limit", format!("1 to {MAX_FEATURES}")));
     }
     let limit = limit as usize;
+    if layer == Layer::Cases && limit >= MAX_MARKERS {
+        return Err(ApiError::bad_query("limit", format!("1 to {} for cases", MAX_MARKERS - 1)));
+    }
     let found = features(&app, &auth, layer, bbox, &q, limit).await?;
     Ok(geojson_response(&to_geojson(found, s, limit)))
 }
@@ -944,6 +955,11 @@ pub async fn tile(
         .ok_or_else(|| ApiError::bad_query("y", "the tile row followed by .mvt"))?;
     let (x0, y0, x1, y1) = citygrid_geo::mvt::tile_bbox(z, x, y).ok_or(ApiError::NotFound("tile"))?;
     let s = sys(q.coord_sys);
+    // Baidu's base map is not Web Mercator tiles of BD-09 degrees (it has its own projection
+    // and tile origin): tiles cut here would not line up with it.
+    if s == CoordSys::Bd09 {
+        return Err(ApiError::bad_query("coord_sys", "tiles are cut for wgs84, cgcs2000 or gcj02 base maps"));
+    }
     // The tile is in the base map's system; find the features in WGS-84, then move them to it.
     let (a, b) = to_wgs84(s, x0, y0);
     let (c, d) = to_wgs84(s, x1, y1);
@@ -1066,8 +1082,10 @@ async fn cases_in_shape(
     let vis = visibility(app, auth).await?;
     // The box holds more than the shape: read generously, then keep what is inside.
     let mut inside = Vec::new();
-    let candidates = app.store.case_markers(&vis, &filter, (limit + 1) * 4).await?;
-    let more_in_db = candidates.len() > (limit + 1) * 4 - 1;
+    // The store answers at most MAX_MARKERS rows; reading that many means there may be more.
+    let read = ((limit + 1) * 4).min(MAX_MARKERS);
+    let candidates = app.store.case_markers(&vis, &filter, read).await?;
+    let more_in_db = candidates.len() >= read;
     for m in candidates {
         if shape.contains(m.lon, m.lat) {
             inside.push(m);
@@ -1203,6 +1221,9 @@ pub async fn cases_within(
     let (states, class_code, limit) = marker_filters(&body.state, &body.class_code, body.limit)?;
     let polygon = citygrid_geo::geojson::multipolygon_from_geojson(&body.polygon.to_string())
         .map_err(|e| ApiError::invalid("polygon", e.to_string()))?;
+    if geo::CoordsIter::coords_count(&polygon) > MAX_POLYGON_VERTICES {
+        return Err(ApiError::invalid("polygon", format!("at most {MAX_POLYGON_VERTICES} vertices")));
+    }
     let bad = geo::CoordsIter::coords_iter(&polygon).any(|c| {
         !(c.x.is_finite() && c.y.is_finite() && (-180.0..=180.0).contains(&c.x) && (-90.0..=90.0).contains(&c.y))
     });

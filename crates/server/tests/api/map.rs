@@ -325,6 +325,9 @@ async fn layers_and_tiles(backend: Backend) {
     assert!(citygrid_geo::coord::distance_m(gx, gy, x, y) > 100.0, "GCJ-02 is offset by hundreds of metres");
     // Responsibility areas are for staff.
     app.get(&citizen, "/api/v1/map/layers/patrol_districts").await.problem(403, "forbidden_role", None);
+    app.get(&citizen, "/api/v1/map/layers/kiosks").await.problem(403, "forbidden_role", None);
+    app.get(&t, "/api/v1/map/layers/cases?limit=10000").await.problem(400, "invalid_query", Some("limit"));
+    app.get(&t, "/tiles/grids/14/13524/6530.mvt?coord_sys=bd09").await.problem(400, "invalid_query", Some("coord_sys"));
     let v = app.get(&t, "/api/v1/map/layers/patrol_districts").await.ok(200);
     assert_eq!(v["features"].as_array().unwrap().len(), 2);
     app.get(&t, "/api/v1/map/layers/rivers").await.problem(404, "not_found", None);
@@ -424,6 +427,14 @@ async fn cases_on_the_map(backend: Backend) {
         "invalid_query",
         Some("state"),
     );
+    let huge: Vec<Value> = (0..=10_001)
+        .map(|i| {
+            let a = f64::from(i) / 10_001.0 * std::f64::consts::TAU;
+            json!([117.18 + 0.01 * a.cos(), 34.26 + 0.01 * a.sin()])
+        })
+        .collect();
+    let body = json!({"polygon": {"type": "Polygon", "coordinates": [huge]}});
+    app.post_json(&leader, "/api/v1/map/cases/within", &body).await.problem(422, "invalid_field", Some("polygon"));
     let bad = json!({"polygon": {"type": "Point", "coordinates": [1, 2]}});
     app.post_json(&leader, "/api/v1/map/cases/within", &bad).await.problem(422, "invalid_field", Some("polygon"));
     // The case list takes the same box.
@@ -549,9 +560,15 @@ async fn reports_link_their_component(backend: Backend) {
     assert_eq!(full["component_id"], "32031101001000003");
     assert_eq!(full["events"][0]["component_id"], "32031101001000003", "{full}");
     app.assert_replays().await;
-    // Unknown, malformed or far away: refused, nothing written.
+    // The log answers in the asked system too.
+    let g = app.get(&t, &format!("/api/v1/cases/{id}?coord_sys=gcj02")).await.ok(200);
+    assert_eq!(g["location"], g["events"][0]["location"], "{g}");
+    assert!((g["location"]["lon"].as_f64().unwrap() - 117.1815).abs() > 1e-3, "converted: {g}");
+    // Unknown, malformed, far away or of another class: refused, nothing written.
     let before = app.counts().await;
-    for (cid, lon) in [("32031101001999999", 117.18), ("123", 117.18), ("32031101001000001", 117.20)] {
+    for (cid, lon) in
+        [("32031101001999999", 117.18), ("123", 117.18), ("32031101001000001", 117.20), ("32031101003000001", 117.18)]
+    {
         let mut body = report("01001", json!({"component_id": cid}));
         body["location"]["lon"] = json!(lon);
         app.post_json(&t, "/api/v1/cases", &body).await.problem_in(cid, 422, "invalid_field", Some("component_id"));
