@@ -1265,35 +1265,77 @@ impl Store {
         // first enumerate every case ever reported in the box, closed ones included.
         let mut f = f.clone();
         let column_box = if sqlite && !f.states.is_empty() { f.bbox.take() } else { None };
+        // SQLite hands each result row from its worker thread to the async side one at a time:
+        // for 2,000 markers that cost more than the query (4-5 ms in SQLite, 30-45 ms in all).
+        // There the rows come back as one JSON text, built in SQL. SQLite's printf stops at 16
+        // significant digits: a marker's position may differ from the stored double by 1e-13°
+        // (a nanometre), which a map cannot show.
+        let (head, tail) = if sqlite {
+            (
+                "SELECT '[' || group_concat('[' || id || ',' || json_quote(number) || ',' || json_quote(state) || ',' \
+                 || json_quote(kind) || ',' || json_quote(class_code) || ',' || json_quote(urgency) || ',' \
+                 || printf('%.17g', lon) || ',' || printf('%.17g', lat) || ',' || ifnull(deadline, 'null') || ',' \
+                 || json_quote(grid_code) || ']', ',' ORDER BY id DESC) || ']' FROM (",
+                ")",
+            )
+        } else {
+            ("", "")
+        };
+        let text: Option<String> = if sqlite {
+            both!(self, |_w, r, _f| {
+                let mut q = sqlx::QueryBuilder::new(head);
+                q.push(
+                    "SELECT id, number, state, kind, class_code, urgency, lon, lat, deadline, grid_code FROM cases \
+                     WHERE lon IS NOT NULL AND lat IS NOT NULL",
+                );
+                push_case_filters!(q, vis, &f, sqlite);
+                push_cell_box(&mut q, column_box);
+                q.push(" ORDER BY id DESC LIMIT ").push_bind(limit).push(tail);
+                q.build_query_scalar().fetch_one(r).await?
+            })
+        } else {
+            None
+        };
+        if let Some(text) = text {
+            let rows: Vec<MarkerSqlRow> = serde_json::from_str(&text).map_err(corrupt)?;
+            return rows.into_iter().map(marker_from_row).collect();
+        }
+        if sqlite {
+            return Ok(Vec::new());
+        }
         let rows: Vec<MarkerSqlRow> = both!(self, |_w, r, _f| {
             let mut q = sqlx::QueryBuilder::new(
                 "SELECT id, number, state, kind, class_code, urgency, lon, lat, deadline, grid_code FROM cases \
                  WHERE lon IS NOT NULL AND lat IS NOT NULL",
             );
             push_case_filters!(q, vis, &f, sqlite);
-            if let Some((x0, y0, x1, y1)) = column_box {
-                if let Some(cells) = map_cells((x0, y0, x1, y1), 400) {
-                    q.push(" AND cell IN (");
-                    let mut sep = q.separated(", ");
-                    for c in cells {
-                        sep.push_bind(c);
-                    }
-                    q.push(")");
-                }
-                q.push(" AND lon >= ")
-                    .push_bind(x0)
-                    .push(" AND lon <= ")
-                    .push_bind(x1)
-                    .push(" AND lat >= ")
-                    .push_bind(y0)
-                    .push(" AND lat <= ")
-                    .push_bind(y1);
-            }
+            push_cell_box(&mut q, column_box);
             q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
             q.build_query_as().fetch_all(r).await?
         });
         rows.into_iter().map(marker_from_row).collect()
     }
+}
+
+/// `AND` the point lies in the box, through the map cells it covers (see `map_cells`) and the
+/// exact coordinates.
+fn push_cell_box<DB>(q: &mut sqlx::QueryBuilder<'_, DB>, column_box: Option<(f64, f64, f64, f64)>)
+where
+    DB: sqlx::Database,
+    f64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let Some((x0, y0, x1, y1)) = column_box else { return };
+    if let Some(cells) = map_cells((x0, y0, x1, y1), 400) {
+        q.push(" AND cell IN (");
+        let mut sep = q.separated(", ");
+        for c in cells {
+            sep.push_bind(c);
+        }
+        q.push(")");
+    }
+    q.push(" AND lon >= ").push_bind(x0).push(" AND lon <= ").push_bind(x1).push(" AND lat >= ").push_bind(y0);
+    q.push(" AND lat <= ").push_bind(y1);
 }
 
 /// The region code prefix that the grid codes inside it start with (a city: its first 4 digits).

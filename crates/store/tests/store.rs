@@ -2112,7 +2112,14 @@ async fn case_markers_match_the_list(db: Db) {
                     (m.number.as_str(), m.state, m.kind, m.class_code.as_str(), m.urgency, m.grid_code.as_str()),
                     (c.number.as_str(), c.state, c.kind, c.class_code.as_str(), c.urgency, c.grid_code.as_str())
                 );
-                assert_eq!((m.lon, m.lat), (c.location.lon, c.location.lat));
+                // SQLite prints marker coordinates to 16 significant digits (1e-13° here, far
+                // below a millimetre); PostgreSQL returns the stored double.
+                assert!(
+                    (m.lon - c.location.lon).abs() < 1e-9 && (m.lat - c.location.lat).abs() < 1e-9,
+                    "{:?} vs {:?}",
+                    (m.lon, m.lat),
+                    c.location
+                );
                 assert_eq!(m.deadline, c.deadline.map(|d| d.as_millisecond()));
             }
         }
