@@ -496,25 +496,8 @@ macro_rules! push_case_filters {
                     .push(" AND max_lat >= ")
                     .push_bind(y0)
                     .push(")");
-            } else {
-                q.push(" AND point(lon, lat) <@ box(point(")
-                    .push_bind(x0)
-                    .push(", ")
-                    .push_bind(y0)
-                    .push("), point(")
-                    .push_bind(x1)
-                    .push(", ")
-                    .push_bind(y1)
-                    .push("))");
             }
-            q.push(" AND lon >= ")
-                .push_bind(x0)
-                .push(" AND lon <= ")
-                .push_bind(x1)
-                .push(" AND lat >= ")
-                .push_bind(y0)
-                .push(" AND lat <= ")
-                .push_bind(y1);
+            $crate::map::push_point_in_box(q, (x0, y0, x1, y1), $sqlite);
         }
     }};
 }

@@ -1334,8 +1334,7 @@ where
         }
         q.push(")");
     }
-    q.push(" AND lon >= ").push_bind(x0).push(" AND lon <= ").push_bind(x1).push(" AND lat >= ").push_bind(y0);
-    q.push(" AND lat <= ").push_bind(y1);
+    push_point_in_box(q, (x0, y0, x1, y1), true);
 }
 
 /// The region code prefix that the grid codes inside it start with (a city: its first 4 digits).
@@ -1349,8 +1348,11 @@ fn region_prefix(code: &RegionCode) -> &str {
 
 /// `AND` the point (lon, lat) lies in the box, edges included: a B-tree range on SQLite (index
 /// (lon, lat)), the GiST point index on PostgreSQL.
-fn push_point_in_box<DB>(q: &mut sqlx::QueryBuilder<'_, DB>, (x0, y0, x1, y1): (f64, f64, f64, f64), sqlite: bool)
-where
+pub(crate) fn push_point_in_box<DB>(
+    q: &mut sqlx::QueryBuilder<'_, DB>,
+    (x0, y0, x1, y1): (f64, f64, f64, f64),
+    sqlite: bool,
+) where
     DB: sqlx::Database,
     f64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
