@@ -112,6 +112,30 @@ where
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Serve `app` on a loopback port and sign in as the demo account `username`: the server task,
+/// an HTTP client pooled for `clients`, the base URL and the token.
+pub async fn serve_signed_in(
+    app: AppState,
+    clients: usize,
+    username: &str,
+) -> Result<(tokio::task::JoinHandle<std::io::Result<()>>, reqwest::Client, String, String)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, citygrid_server::app(app)).await });
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let base = format!("http://{addr}");
+    let token: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&serde_json::json!({"username": username, "password": "demo"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = token["token"].as_str().context("no token")?.to_owned();
+    Ok((server, http, base, token))
+}
+
 pub async fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Intake { database, clients, requests, runs } => intake(database, clients, requests, runs).await,
@@ -136,20 +160,7 @@ async fn intake(database: Option<String>, clients: usize, requests: usize, runs:
     let app =
         AppState::load(store.clone(), Clock::System, Settings::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     bootstrap::load_demo(&app).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, citygrid_server::app(app)).await });
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
-    let base = format!("http://{addr}");
-    let token: serde_json::Value = http
-        .post(format!("{base}/api/v1/auth/token"))
-        .json(&serde_json::json!({"username": "collector", "password": "demo"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = token["token"].as_str().context("no token")?.to_owned();
+    let (server, http, base, token) = serve_signed_in(app, clients, "collector").await?;
     println!("bench intake: backend={} clients={clients} requests={requests} runs={runs}", store.backend());
 
     let report = {

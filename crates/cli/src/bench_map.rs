@@ -478,20 +478,7 @@ pub async fn read(
         .filter(|r| r.level() == citygrid_core::codes::RegionLevel::District)
         .map(|r| r.code.as_str().to_owned())
         .collect();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, citygrid_server::app(app)).await });
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
-    let base = format!("http://{addr}");
-    let token: serde_json::Value = http
-        .post(format!("{base}/api/v1/auth/token"))
-        .json(&serde_json::json!({"username": "leader", "password": "demo"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = token["token"].as_str().context("no token")?.to_owned();
+    let (server, http, base, token) = crate::bench::serve_signed_in(app, clients, "leader").await?;
     let vis = Visibility::Region(RegionCode::parse("320300")?);
     println!("bench read: backend={} clients={clients} requests={requests} runs={runs}", store.backend());
     let mut ratios = Vec::new();
