@@ -78,36 +78,6 @@ pub fn multipolygon_to_json(mp: &MultiPolygon<f64>) -> Value {
     json!({ "type": "MultiPolygon", "coordinates": polygons })
 }
 
-/// Any geometry as a GeoJSON geometry object (a `Rect` or `Triangle` becomes a `Polygon`).
-pub fn geometry_to_json(g: &geo::Geometry<f64>) -> Value {
-    use geo::Geometry as G;
-    let pos = |c: &Coord<f64>| json!([c.x, c.y]);
-    let line = |l: &LineString<f64>| Value::Array(l.0.iter().map(pos).collect());
-    let poly = |p: &Polygon<f64>| {
-        let mut rings = vec![ring_to_json(p.exterior())];
-        rings.extend(p.interiors().iter().map(ring_to_json));
-        Value::Array(rings)
-    };
-    match g {
-        G::Point(p) => json!({ "type": "Point", "coordinates": pos(&p.0) }),
-        G::Line(l) => json!({ "type": "LineString", "coordinates": [pos(&l.start), pos(&l.end)] }),
-        G::LineString(l) => json!({ "type": "LineString", "coordinates": line(l) }),
-        G::Polygon(p) => json!({ "type": "Polygon", "coordinates": poly(p) }),
-        G::MultiPoint(m) => {
-            json!({ "type": "MultiPoint", "coordinates": m.0.iter().map(|p| pos(&p.0)).collect::<Vec<_>>() })
-        }
-        G::MultiLineString(m) => {
-            json!({ "type": "MultiLineString", "coordinates": m.0.iter().map(line).collect::<Vec<_>>() })
-        }
-        G::MultiPolygon(m) => multipolygon_to_json(m),
-        G::GeometryCollection(c) => {
-            json!({ "type": "GeometryCollection", "geometries": c.0.iter().map(geometry_to_json).collect::<Vec<_>>() })
-        }
-        G::Rect(r) => json!({ "type": "Polygon", "coordinates": poly(&r.to_polygon()) }),
-        G::Triangle(t) => json!({ "type": "Polygon", "coordinates": poly(&t.to_polygon()) }),
-    }
-}
-
 fn ring_to_json(ring: &LineString<f64>) -> Value {
     Value::Array(ring.0.iter().map(|c| json!([c.x, c.y])).collect())
 }

@@ -541,7 +541,7 @@ fn geometry_json(g: &geo::Geometry<f64>, s: CoordSys) -> Value {
         let (x, y) = from_wgs84(s, c.x, c.y);
         geo::Coord { x, y }
     });
-    citygrid_geo::geojson::geometry_to_json(&converted)
+    citygrid_geo::citydir::geometry_to_json(&converted)
 }
 
 /// One component by its 17-digit id (a legacy 16-digit id is accepted and mapped).
