@@ -307,6 +307,31 @@ pub enum Pending {
     Suspension { reason: String, requested_by: i64 },
 }
 
+/// Why a report ended without a fix (reject 不予受理 / refuse 不予立案), as the citizen is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The problem was not found on site (核实不属实).
+    NotFound,
+    /// Not the city's responsibility (非城管职责): private property, another authority.
+    NotCityResponsibility,
+    /// Not a valid report: no problem described, a test, abuse.
+    Invalid,
+    /// Anything else; the note says what.
+    Other,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::NotFound => "not_found",
+            EndReason::NotCityResponsibility => "not_city_responsibility",
+            EndReason::Invalid => "invalid",
+            EndReason::Other => "other",
+        }
+    }
+}
+
 /// A point, WGS-84.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Point {
@@ -364,6 +389,9 @@ pub struct Case {
     /// Result of the on-site verification, for citizen and hotline reports.
     pub verified: Option<bool>,
     pub duplicate_of: Option<i64>,
+    /// Why it was rejected or refused, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
     pub dispatch_count: u32,
     pub return_count: u32,
     pub rework_count: u32,
@@ -414,11 +442,17 @@ pub enum Change {
         confirmed: bool,
     },
     Accept,
-    Reject,
+    Reject {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<EndReason>,
+    },
     File {
         urgency: Urgency,
     },
-    Refuse,
+    Refuse {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<EndReason>,
+    },
     Void {
         duplicate_of: Option<i64>,
     },
@@ -457,9 +491,9 @@ impl Change {
             Change::Report { .. } => Action::Report,
             Change::Verify { .. } => Action::Verify,
             Change::Accept => Action::Accept,
-            Change::Reject => Action::Reject,
+            Change::Reject { .. } => Action::Reject,
             Change::File { .. } => Action::File,
-            Change::Refuse => Action::Refuse,
+            Change::Refuse { .. } => Action::Refuse,
             Change::Void { .. } => Action::Void,
             Change::Dispatch { .. } => Action::Dispatch,
             Change::HandDown { .. } => Action::HandDown,
@@ -550,6 +584,8 @@ pub struct ActionInput {
     pub duplicate_of: Option<i64>,
     /// `request_extension`: how much more time.
     pub limit: Option<Limit>,
+    /// `reject`, `refuse`: why, as the reporter will be told (the note explains).
+    pub reason: Option<EndReason>,
 }
 
 /// A parsed, validated action.
@@ -557,9 +593,9 @@ pub struct ActionInput {
 pub enum Command {
     Verify { confirmed: bool },
     Accept,
-    Reject,
+    Reject { reason: Option<EndReason> },
     File { urgency: Option<Urgency> },
-    Refuse,
+    Refuse { reason: Option<EndReason> },
     Void { duplicate_of: Option<i64> },
     Dispatch { department_id: i64 },
     HandDown { department_id: i64 },
@@ -626,12 +662,12 @@ impl Command {
             Action::Accept => Command::Accept,
             Action::Reject => {
                 need_note("reason")?;
-                Command::Reject
+                Command::Reject { reason: input.reason }
             }
             Action::File => Command::File { urgency: input.urgency },
             Action::Refuse => {
                 need_note("reason")?;
-                Command::Refuse
+                Command::Refuse { reason: input.reason }
             }
             Action::Void => {
                 need_note("reason")?;
@@ -823,10 +859,10 @@ pub fn decide(case: &Case, step: &Step, actor: &Actor, ctx: &Ctx) -> Result<Even
             deadline = Some(cal.deadline(now, st.file));
             Change::Accept
         }
-        Command::Reject => {
+        Command::Reject { reason } => {
             to_state = State::Rejected;
             deadline = None;
-            Change::Reject
+            Change::Reject { reason: *reason }
         }
         Command::File { urgency } => {
             let urgency = urgency.unwrap_or(case.urgency);
@@ -835,11 +871,11 @@ pub fn decide(case: &Case, step: &Step, actor: &Actor, ctx: &Ctx) -> Result<Even
             case_deadline = Some(chain(cal, now, &[st.dispatch, disposal(urgency), st.check, st.close]));
             Change::File { urgency }
         }
-        Command::Refuse => {
+        Command::Refuse { reason } => {
             to_state = State::Refused;
             deadline = None;
             case_deadline = None;
-            Change::Refuse
+            Change::Refuse { reason: *reason }
         }
         Command::Void { duplicate_of } => {
             if *duplicate_of == Some(case.id) {
@@ -1044,6 +1080,7 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
                 suspended_at: None,
                 verified: None,
                 duplicate_of: None,
+                end_reason: None,
                 dispatch_count: 0,
                 return_count: 0,
                 rework_count: 0,
@@ -1099,7 +1136,8 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
         Change::Check { passed: false } => c.rework_count += 1,
         Change::Close => c.closed_at = Some(e.at),
         Change::Urge => c.urged = true,
-        Change::Accept | Change::Reject | Change::Refuse | Change::Dispose | Change::Check { passed: true } => {}
+        Change::Reject { reason } | Change::Refuse { reason } => c.end_reason = *reason,
+        Change::Accept | Change::Dispose | Change::Check { passed: true } => {}
     }
     if e.to_state != c.state || matches!(e.change, Change::Check { .. } | Change::Resume) {
         c.stage_started_at = e.at;

@@ -7,8 +7,11 @@
 pub mod calendar;
 pub mod case;
 pub mod catalogue;
+pub mod citizen;
 pub mod codes;
 pub mod component;
 pub mod org;
+pub mod reward;
+pub mod settlement;
 
 pub use jiff::Timestamp;

@@ -113,6 +113,11 @@ pub async fn load_demo(app: &AppState) -> ApiResult<Vec<(String, Role, String)>>
         }
         out.push((username.to_owned(), role, scope_text));
     }
+    if app.store.list_services().await?.is_empty() {
+        app.store.put_services(&citygrid_core::citizen::demo_services()).await?;
+    }
+    crate::routes::open311::seed_demo(app).await?;
+    crate::routes::citizen::seed_demo(app).await?;
     app.reload().await?;
     Ok(out)
 }

@@ -34,7 +34,9 @@ pub use state::{AppState, Clock, Settings};
         (name = "catalogue", description = "Component and event classes"),
         (name = "organisation", description = "Regions, departments, users"),
         (name = "settings", description = "Stage limits and the working calendar"),
-        (name = "map", description = "The city map: lookups, geocoding, components, layers, tiles, import"))
+        (name = "map", description = "The city map: lookups, geocoding, components, layers, tiles, import"),
+        (name = "citizens", description = "Citizen accounts by phone, their reports and rewards"),
+        (name = "money", description = "Rewards, deductions, the ledger, settlements and the budget"))
 )]
 struct ApiDoc;
 
@@ -80,6 +82,8 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(map::import_layer))
         .routes(routes!(map::map_cases))
         .routes(routes!(map::cases_within))
+        .merge(routes::citizen::router())
+        .merge(routes::money::router())
         .split_for_parts()
 }
 
@@ -103,6 +107,7 @@ pub fn app(state: AppState) -> Router {
     // handler takes the segment and strips the suffix.
     .route("/tiles/{layer}/{z}/{x}/{y}", axum::routing::get(routes::map::tile))
     .route("/healthz", axum::routing::get(|| async { "ok" }))
+    .merge(routes::open311::router())
     .fallback(|| async { error::ApiError::NotFound("route").into_response() })
     .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed.into_response() })
     .layer(DefaultBodyLimit::max(body_limit))

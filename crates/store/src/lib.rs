@@ -12,8 +12,12 @@
 //! disagree, and a refused action (the domain's `decide` returns a refusal) rolls back to nothing.
 
 mod batch;
+mod citizen;
 mod map;
+mod money;
+mod open311;
 mod postgres;
+mod services;
 mod sqlite;
 
 pub use map::{CaseMarker, ComponentFilter, ImportSummary, MapPage, OPEN_STATES};
@@ -205,7 +209,7 @@ macro_rules! both {
 
 pub(crate) use both;
 
-const CASE_TABLES: [&str; 17] = [
+const CASE_TABLES: [&str; 29] = [
     "settings",
     "regions",
     "departments",
@@ -223,6 +227,18 @@ const CASE_TABLES: [&str; 17] = [
     "roads",
     "addresses",
     "components",
+    "citizen_accounts",
+    "otp_codes",
+    "reward_exclusions",
+    "citizen_services",
+    "open311_clients",
+    "open311_requests",
+    "open311_updates",
+    "ledger_entries",
+    "ledger_approvals",
+    "settlements",
+    "settlement_lines",
+    "settlement_files",
 ];
 
 fn unique_violation(e: &sqlx::Error) -> bool {
@@ -991,7 +1007,8 @@ impl Store {
         F: FnOnce(&Case) -> Result<Event, Refusal> + Send,
     {
         let update = "UPDATE cases SET state = $1, department_id = $2, deadline = $3, case_deadline = $4, \
-                      urged = $5, updated_at = $6, version = $7, urgency = $8, data = $9 WHERE id = $10 AND version = $11";
+                      urged = $5, updated_at = $6, version = $7, urgency = $8, data = $9, duplicate_of = $12 \
+                      WHERE id = $10 AND version = $11";
         both!(self, |w, _r, for_update| {
             let mut conn = w.acquire().await?;
             let result = async {
@@ -1015,6 +1032,7 @@ impl Store {
                     .bind(json(&next)?)
                     .bind(id)
                     .bind(case.version as i64)
+                    .bind(next.duplicate_of)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

@@ -1529,6 +1529,7 @@ impl Store {
             suspended_at: None,
             verified: None,
             duplicate_of: None,
+            end_reason: None,
             dispatch_count: 0,
             return_count: 0,
             rework_count: 0,

@@ -1094,14 +1094,19 @@ fn command_parse_builds_the_right_command() {
     let step = Command::parse(Action::Reject, with_note("  重复  ")).expect("ok");
     assert_eq!(
         step,
-        Step { action: Action::Reject, command: Command::Reject, note: Some("重复".into()), photo_ids: vec![] }
+        Step {
+            action: Action::Reject,
+            command: Command::Reject { reason: None },
+            note: Some("重复".into()),
+            photo_ids: vec![]
+        }
     );
     let cases = [
         (Action::Verify, Command::Verify { confirmed: true }),
         (Action::Accept, Command::Accept),
-        (Action::Reject, Command::Reject),
+        (Action::Reject, Command::Reject { reason: None }),
         (Action::File, Command::File { urgency: None }),
-        (Action::Refuse, Command::Refuse),
+        (Action::Refuse, Command::Refuse { reason: None }),
         (Action::Void, Command::Void { duplicate_of: None }),
         (Action::Dispatch, Command::Dispatch { department_id: 1 }),
         (Action::HandDown, Command::HandDown { department_id: 2 }),
@@ -1293,9 +1298,9 @@ fn expected_to_state(from: State, command: &Command) -> State {
     match command {
         Command::Verify { .. } => State::Reported,
         Command::Accept => State::Accepted,
-        Command::Reject => State::Rejected,
+        Command::Reject { .. } => State::Rejected,
         Command::File { .. } | Command::Return => State::Filed,
-        Command::Refuse => State::Refused,
+        Command::Refuse { .. } => State::Refused,
         Command::Void { .. } => State::Voided,
         Command::Dispatch { .. } | Command::Resume | Command::Check { passed: false } => State::Dispatched,
         Command::ApproveSuspension => State::Suspended,
@@ -1482,7 +1487,17 @@ fn any_input() -> impl Strategy<Value = ActionInput> {
         limit,
     )
         .prop_map(|(note, department_id, passed, confirmed, photo_ids, urgency, duplicate_of, limit)| {
-            ActionInput { note, department_id, passed, confirmed, photo_ids, urgency, duplicate_of, limit }
+            ActionInput {
+                note,
+                department_id,
+                passed,
+                confirmed,
+                photo_ids,
+                urgency,
+                duplicate_of,
+                limit,
+                reason: None,
+            }
         })
 }
 

@@ -167,7 +167,7 @@ fn local_day(app: &AppState, now: jiff::Timestamp) -> String {
     format!("{:04}{:02}{:02}", dt.year(), dt.month(), dt.day())
 }
 
-fn idempotency_key(headers: &HeaderMap, user_id: i64, body: &ReportBody) -> ApiResult<Option<Idempotency>> {
+pub fn idempotency_key(headers: &HeaderMap, user_id: i64, body: &ReportBody) -> ApiResult<Option<Idempotency>> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -196,8 +196,25 @@ pub async fn create_case(
     Json(body): Json<ReportBody>,
 ) -> ApiResult<Response> {
     auth.require(Action::Report.roles())?;
-    let actor = auth.actor();
     let idem = idempotency_key(&headers, auth.user.id, &body)?;
+    let coord_sys = body.location.coord_sys;
+    let created = file_report(&app, auth.actor(), body, idem).await?;
+    // Answer in the system the client spoke.
+    let mut res = (StatusCode::CREATED, Json(out(&app, in_sys(created.case, coord_sys), None))).into_response();
+    if created.replayed {
+        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+/// Validate a report and create its case: the one path every channel (this API, Open311, the
+/// citizen app) files through, so that they validate and locate identically.
+pub async fn file_report(
+    app: &AppState,
+    actor: citygrid_core::org::Actor,
+    body: ReportBody,
+    idem: Option<Idempotency>,
+) -> ApiResult<citygrid_store::Created> {
     let class_code = ClassCode::parse(&body.class_code).map_err(|e| ApiError::invalid("class_code", e.to_string()))?;
     let description = body.description.trim().to_owned();
     if description.is_empty() || description.chars().count() > 2000 {
@@ -270,7 +287,7 @@ pub async fn create_case(
             .and_then(|(p, _)| p.component_id()),
         None => None,
     };
-    require_photos(&app, &photo_ids).await?;
+    require_photos(app, &photo_ids).await?;
     let area_class = app.area_class(grid_code.as_str());
     let calendar = app.calendar();
     let stages = app.stages();
@@ -280,7 +297,7 @@ pub async fn create_case(
     let kind = body.kind;
     let created = app
         .store
-        .create_case(&local_day(&app, now), idem.as_ref(), now, |number| {
+        .create_case(&local_day(app, now), idem.as_ref(), now, |number| {
             let ctx = Ctx { now, calendar: &calendar, stages: &stages, departments: &departments, class: &class };
             let report = NewReport {
                 number,
@@ -299,12 +316,7 @@ pub async fn create_case(
             case::report(report, &actor, &ctx)
         })
         .await?;
-    // Answer in the system the client spoke.
-    let mut res = (StatusCode::CREATED, Json(out(&app, in_sys(created.case, coord_sys), None))).into_response();
-    if created.replayed {
-        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(res)
+    Ok(created)
 }
 
 /// One case with its whole log.
@@ -513,5 +525,8 @@ pub async fn act(
             case::decide(case, &step, &actor, &ctx)
         })
         .await?;
+    // The ledger follows the case: a verification, a merge or a rejection can make or undo a
+    // reward. It runs after the commit and is idempotent; the settlement run re-checks.
+    crate::routes::money::after_change(&app, &updated).await;
     Ok(Json(out(&app, updated, None)))
 }

@@ -2,7 +2,10 @@
 
 pub mod cases;
 pub mod catalogue;
+pub mod citizen;
 pub mod map;
+pub mod money;
+pub mod open311;
 pub mod org;
 pub mod photos;
 pub mod settings;
