@@ -12,10 +12,13 @@
 mod helpers;
 
 mod auth;
+mod citizen;
 mod idempotency;
 mod list;
 mod loop_test;
 mod map;
+mod money;
+mod open311;
 mod openapi;
 mod photos;
 mod refusals;

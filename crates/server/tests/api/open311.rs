@@ -1,0 +1,1 @@
+//! Issue 4 tests (open311): to be written.
