@@ -83,6 +83,18 @@ enum Command {
     /// Benchmarks; each ends with a machine-readable `ratio=` line.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Close a month of rewards and deductions (月度结算): reconcile, pay, write the payout files
+    /// into DIR. Idempotent: a settled month is frozen and gives the same files again.
+    Settle {
+        /// `YYYY-MM`; default the previous month.
+        #[arg(long)]
+        month: Option<String>,
+        /// Where to write the CSV files.
+        #[arg(long, default_value = ".")]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        db: Db,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +186,8 @@ async fn serve(app: AppState, listen: &str) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = app.store.backend(), "citygrid listening");
     println!("citygrid listening on http://{addr} ({} backend)", app.store.backend());
+    // The monthly settlement runs by itself from the settlement day on.
+    let _scheduler = citygrid_server::routes::money::spawn_scheduler(app.clone());
     axum::serve(listener, citygrid_server::app(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -323,5 +337,32 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Settle { month, out, db } => {
+            let app = state(&db).await?;
+            let s = citygrid_server::routes::money::settle(&app, month.as_deref(), None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            for name in s.files.keys() {
+                let text = app.store.settlement_file(&s.month, name).await?.unwrap_or_default();
+                std::fs::write(out.join(name), text).with_context(|| format!("writing {name}"))?;
+            }
+            let o = &s.outcome;
+            println!(
+                "{} {}: {} entries, rewards {} CNY to {} citizens, deductions {} CNY from {} parties, {} awaiting approval",
+                s.month,
+                if s.created { "settled now" } else { "was settled before (frozen; same files)" },
+                o.lines.len(),
+                citygrid_core::reward::yuan(o.rewards_fen),
+                o.citizens.len(),
+                citygrid_core::reward::yuan(o.deductions_fen),
+                o.contractors.len(),
+                o.awaiting_approval
+            );
+            for name in s.files.keys() {
+                println!("  {}", out.join(name).display());
+            }
+            Ok(())
+        }
     }
 }

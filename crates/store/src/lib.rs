@@ -21,6 +21,7 @@ mod services;
 mod sqlite;
 
 pub use map::{CaseMarker, ComponentFilter, ImportSummary, MapPage, OPEN_STATES};
+pub use money::{EntryDetail, LedgerCtx, LedgerFilter, LedgerRow, Reconciled, Settlement};
 
 use citygrid_core::case::{Case, Event, Refusal};
 use citygrid_core::catalogue::ClassInfo;

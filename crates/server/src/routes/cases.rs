@@ -527,6 +527,6 @@ pub async fn act(
         .await?;
     // The ledger follows the case: a verification, a merge or a rejection can make or undo a
     // reward. It runs after the commit and is idempotent; the settlement run re-checks.
-    crate::routes::money::after_change(&app, &updated).await;
+    crate::routes::money::after_change(&app, &updated, action.as_str()).await;
     Ok(Json(out(&app, updated, None)))
 }
