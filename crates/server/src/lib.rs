@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod error;
 pub mod routes;
+pub mod sms;
 pub mod state;
 
 use axum::extract::DefaultBodyLimit;

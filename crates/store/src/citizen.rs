@@ -90,7 +90,8 @@ impl Store {
     pub async fn create_citizen(&self, u: &NewUser, phone: &str, channel: &str, now: Timestamp) -> Result<User> {
         let insert_user = "INSERT INTO users (username, display_name, password_hash, role, scope, active, created_at) \
                            VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING id";
-        let insert_account = "INSERT INTO citizen_accounts (user_id, phone, payout_channel, payout_account, created_at) \
+        let insert_account =
+            "INSERT INTO citizen_accounts (user_id, phone, payout_channel, payout_account, created_at) \
                               VALUES ($1, $2, $3, NULL, $4)";
         let scope = crate::json(&u.scope)?;
         let res: std::result::Result<i64, sqlx::Error> = both!(self, |w, _r, _f| {
@@ -130,7 +131,8 @@ impl Store {
     /// Whether the account of `phone` is active; `None` if the phone has no account.
     pub async fn citizen_active(&self, phone: &str) -> Result<Option<bool>> {
         let sql = "SELECT u.active FROM citizen_accounts a JOIN users u ON u.id = a.user_id WHERE a.phone = $1";
-        let row: Option<i64> = both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(phone).fetch_optional(r).await? });
+        let row: Option<i64> =
+            both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(phone).fetch_optional(r).await? });
         Ok(row.map(|a| a != 0))
     }
 
@@ -179,8 +181,7 @@ impl Store {
             if let Some(lock) = lock {
                 sqlx::query(lock).bind(phone).execute(&mut *tx).await?;
             }
-            let times: Vec<i64> =
-                sqlx::query_scalar(recent).bind(phone).bind(ms(since)).fetch_all(&mut *tx).await?;
+            let times: Vec<i64> = sqlx::query_scalar(recent).bind(phone).bind(ms(since)).fetch_all(&mut *tx).await?;
             let times = times.into_iter().map(from_ms).collect::<Result<Vec<_>>>()?;
             let expires = match decide(&times) {
                 Ok(t) => t,
@@ -235,7 +236,8 @@ impl Store {
         let read_user = "SELECT id, username, display_name, role, scope, active FROM users WHERE id = $1";
         let insert_user = "INSERT INTO users (username, display_name, password_hash, role, scope, active, created_at) \
                            VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING id";
-        let insert_account = "INSERT INTO citizen_accounts (user_id, phone, payout_channel, payout_account, created_at) \
+        let insert_account =
+            "INSERT INTO citizen_accounts (user_id, phone, payout_channel, payout_account, created_at) \
                               VALUES ($1, $2, $3, NULL, $4)";
         let insert_token = "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
         let scope = crate::json(&new_user.scope)?;
@@ -338,22 +340,14 @@ impl Store {
         let sql = "SELECT phone, reason, note, created_at FROM reward_exclusions WHERE phone = $1";
         let row: Option<(String, String, Option<String>, i64)> =
             both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(phone).fetch_optional(r).await? });
-        row.map(|(phone, reason, note, at)| Ok(Exclusion { phone, reason, note, created_at: from_ms(at)? }))
-            .transpose()
+        row.map(|(phone, reason, note, at)| Ok(Exclusion { phone, reason, note, created_at: from_ms(at)? })).transpose()
     }
 
     /// Add a phone to the exclusion list; `Conflict` if it is already there.
     pub async fn add_exclusion(&self, phone: &str, reason: &str, note: Option<&str>, now: Timestamp) -> Result<()> {
         let sql = "INSERT INTO reward_exclusions (phone, reason, note, created_at) VALUES ($1, $2, $3, $4)";
         let res: std::result::Result<(), sqlx::Error> = both!(self, |w, _r, _f| {
-            sqlx::query(sql)
-                .bind(phone)
-                .bind(reason)
-                .bind(note)
-                .bind(ms(now))
-                .execute(w)
-                .await
-                .map(|_| ())
+            sqlx::query(sql).bind(phone).bind(reason).bind(note).bind(ms(now)).execute(w).await.map(|_| ())
         });
         match res {
             Ok(()) => Ok(()),
@@ -388,20 +382,8 @@ impl Store {
                    LEFT JOIN ledger_entries r ON r.reverses = e.id \
                    WHERE e.kind = 'reward' AND e.party_kind = 'citizen' AND e.party = $1 \
                    ORDER BY e.id DESC";
-        type Row = (
-            i64,
-            i64,
-            String,
-            i64,
-            String,
-            Option<i64>,
-            Option<i64>,
-            i64,
-            Option<i64>,
-            String,
-            Option<String>,
-            i64,
-        );
+        type Row =
+            (i64, i64, String, i64, String, Option<i64>, Option<i64>, i64, Option<i64>, String, Option<String>, i64);
         let party = user_id.to_string();
         let rows: Vec<Row> = both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(&party).fetch_all(r).await? });
         rows.into_iter()
