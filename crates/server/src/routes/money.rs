@@ -45,8 +45,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(deduction_statements))
 }
 
-/// Roles that read money: the finance side of the centre.
-const READERS: &[Role] = &[Role::Admin, Role::Evaluator, Role::Leader];
+/// Roles that read money: the finance side of the centre, and district command centres for
+/// their district.
+const READERS: &[Role] = &[Role::Admin, Role::Evaluator, Role::Leader, Role::Commander];
 /// Roles that approve large rewards (审批).
 const APPROVERS: &[Role] = &[Role::Admin, Role::Leader];
 

@@ -253,6 +253,18 @@ impl TestApp {
         self.post_json_with(token, uri, body, &[]).await
     }
 
+    pub async fn put_json(&self, token: &str, uri: &str, body: &Value) -> Resp {
+        let headers = [("content-type", "application/json")];
+        self.request(Method::PUT, uri, Some(token), &headers, body.to_string().into_bytes()).await
+    }
+
+    /// `GET` a text body (CSV, XML), asserting 200.
+    pub async fn get_text(&self, token: &str, uri: &str) -> String {
+        let r = self.request(Method::GET, uri, Some(token), &[], vec![]).await;
+        assert_eq!(r.status.as_u16(), 200, "GET {uri}: {}", String::from_utf8_lossy(&r.body));
+        String::from_utf8(r.body).expect("UTF-8 body")
+    }
+
     pub async fn post_json_with(&self, token: &str, uri: &str, body: &Value, headers: &[(&str, &str)]) -> Resp {
         let mut all = vec![("content-type", "application/json")];
         all.extend_from_slice(headers);
