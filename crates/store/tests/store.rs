@@ -2266,4 +2266,88 @@ conformance!(
     case_markers_match_the_list,
     bench_fill_makes_listable_cases,
     migration_backfills_case_positions,
+    ledger_is_append_only_and_settled_months_frozen,
+    concurrent_reconciliations_reward_once,
 );
+
+/// A verified citizen report of exposed garbage by a citizen with a proven phone.
+async fn verified_citizen_case(db: &Db, w: &World) -> Case {
+    let sql = format!(
+        "INSERT INTO citizen_accounts (user_id, phone, created_at) VALUES ({}, '13900000001', 0)",
+        w.citizen.user_id
+    );
+    db.raw_execute(&sql).await.unwrap();
+    let spec = Spec { source: Source::Citizen, ..Spec::garbage(G1) };
+    let c = create(db, w, t0(), &spec).await;
+    let verify = ActionInput { confirmed: Some(true), ..Default::default() };
+    act(db, w, c.id, &w.collector, Action::Verify, verify, mins(t0(), 10)).await.unwrap()
+}
+
+fn ledger_ctx<'a>(
+    rules: &'a citygrid_core::reward::Rules,
+    services: &'a std::collections::HashMap<String, citygrid_core::citizen::Service>,
+    areas: &'a (dyn Fn(f64, f64) -> (Option<String>, Option<String>) + Send + Sync),
+) -> citygrid_store::LedgerCtx<'a> {
+    citygrid_store::LedgerCtx { rules, services, offset_minutes: 480, areas, now: mins(t0(), 20), why: "test" }
+}
+
+/// The ledger cannot be edited or emptied in the database itself, and a settled month's
+/// lines, files and run cannot be changed: corrections are new entries only.
+async fn ledger_is_append_only_and_settled_months_frozen(db: Db) {
+    let w = world(&db).await;
+    let c = verified_citizen_case(&db, &w).await;
+    let rules = citygrid_core::reward::Rules::default();
+    let services = citygrid_core::citizen::demo_services().into_iter().map(|s| (s.code.clone(), s)).collect();
+    let areas = |_: f64, _: f64| (Some("保洁公司".to_owned()), None);
+    let r = db.store.reconcile_set(c.id, &ledger_ctx(&rules, &services, &areas)).await.unwrap();
+    assert_eq!(r.written.len(), 3, "reward, cleaning and collection deductions: {r:?}");
+    db.store.settle_month("2020-01", mins(t0(), 30), None).await.unwrap();
+    let month = citygrid_core::reward::month_of(mins(t0(), 20), 480);
+    let s = db.store.settle_month(&month, mins(t0(), 30), None).await.unwrap();
+    assert!(s.created);
+    assert_eq!(s.outcome.rewards_fen, 500);
+    let before = db.store.table_counts().await.unwrap();
+    for (sql, why) in [
+        ("UPDATE ledger_entries SET amount_fen = 1", "append-only"),
+        ("DELETE FROM ledger_entries", "append-only"),
+        ("UPDATE settlement_lines SET channel = 'cash'", "frozen"),
+        ("DELETE FROM settlement_lines", "frozen"),
+        ("UPDATE settlement_files SET content = ''", "frozen"),
+        ("DELETE FROM settlements", "frozen"),
+    ] {
+        match db.raw_execute(sql).await {
+            Err(e) => assert!(e.to_string().contains(why), "{sql}: unexpected error {e}"),
+            Ok(n) => panic!("{sql}: succeeded ({n} rows)"),
+        }
+    }
+    assert_eq!(db.store.table_counts().await.unwrap(), before);
+    // The second run of the month writes nothing and returns the same files.
+    let again = db.store.settle_month(&month, mins(t0(), 40), None).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.files, s.files);
+    assert_eq!(db.store.table_counts().await.unwrap(), before);
+}
+
+/// Many reconciliations of one problem at once: the ledger lock lets exactly one write.
+async fn concurrent_reconciliations_reward_once(db: Db) {
+    let w = world(&db).await;
+    let c = verified_citizen_case(&db, &w).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let rules = citygrid_core::reward::Rules::default();
+            let services = citygrid_core::citizen::demo_services().into_iter().map(|s| (s.code.clone(), s)).collect();
+            let areas = |_: f64, _: f64| (None, Some("collector".to_owned()));
+            store.reconcile_set(c.id, &ledger_ctx(&rules, &services, &areas)).await.unwrap().written.len()
+        }));
+    }
+    let mut written = 0;
+    for t in tasks {
+        written += t.await.unwrap();
+    }
+    assert_eq!(written, 2, "one reward and one collection deduction, written once");
+    let page = db.store.list_ledger(&citygrid_store::LedgerFilter::default(), None, 100).await.unwrap();
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(page.items.iter().filter(|e| e.kind == citygrid_core::reward::EntryKind::Reward).count(), 1);
+}
