@@ -126,6 +126,20 @@ pub struct Rules {
     pub monthly_budget_fen: i64,
     /// Day of the month the settlement runs (the 5th).
     pub settlement_day: u8,
+    /// Most reports one citizen account files in an hour (bulk reporting is refused, 429).
+    #[serde(default = "default_per_hour")]
+    pub max_reports_per_hour: u32,
+    /// Most reports one citizen account files in 24 hours.
+    #[serde(default = "default_per_day")]
+    pub max_reports_per_day: u32,
+}
+
+fn default_per_hour() -> u32 {
+    10
+}
+
+fn default_per_day() -> u32 {
+    30
 }
 
 impl Default for Rules {
@@ -142,6 +156,8 @@ impl Default for Rules {
             missed_report_deduction_by_class: BTreeMap::new(),
             monthly_budget_fen: 80_000_000,
             settlement_day: 5,
+            max_reports_per_hour: default_per_hour(),
+            max_reports_per_day: default_per_day(),
         }
     }
 }
@@ -182,6 +198,9 @@ impl Rules {
                     return Err((f, format!("{code}: a class code and 0 to 10,000,000 fen")));
                 }
             }
+        }
+        if !(1..=1000).contains(&self.max_reports_per_hour) || !(1..=10_000).contains(&self.max_reports_per_day) {
+            return Err(("max_reports_per_hour", "1 to 1000 an hour and 1 to 10,000 a day".into()));
         }
         if !(1..=28).contains(&self.settlement_day) {
             return Err(("settlement_day", "1 to 28".into()));

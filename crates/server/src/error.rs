@@ -47,6 +47,9 @@ pub enum ApiError {
     UnsupportedMedia { detail: String },
     #[error("{detail}")]
     Invalid { code: &'static str, field: String, detail: String },
+    /// Too many requests from one account or phone in a window (429).
+    #[error("{detail}")]
+    TooMany { detail: String },
     #[error("internal error")]
     Internal(String),
 }
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::Invalid { code, field, .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, (*code).into(), Some(field.clone()))
             }
+            ApiError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited".into(), None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal".into(), None),
         }
     }

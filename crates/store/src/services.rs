@@ -47,4 +47,26 @@ impl Store {
     pub async fn put_reward_rules(&self, rules: &Rules) -> Result<()> {
         self.put_setting(RULES_KEY, &json(rules)?).await
     }
+
+    /// How many cases `user_id` reported at or after `since`.
+    pub async fn reports_since(&self, user_id: i64, since: jiff::Timestamp) -> Result<i64> {
+        let sql = "SELECT COUNT(*) FROM cases WHERE reporter_id = $1 AND created_at >= $2";
+        Ok(both!(self, |_w, r, _f| {
+            sqlx::query_scalar(sql).bind(user_id).bind(crate::ms(since)).fetch_one(r).await?
+        }))
+    }
+
+    /// Is `user_id` the filing account of an Open311 client (its volume is the client's)?
+    pub async fn is_open311_client_user(&self, user_id: i64) -> Result<bool> {
+        let sql = "SELECT COUNT(*) FROM open311_clients WHERE user_id = $1";
+        let n: i64 = both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(user_id).fetch_one(r).await? });
+        Ok(n > 0)
+    }
+
+    /// Has this idempotency key been used by `user_id` (a retry, not a new report)?
+    pub async fn idempotency_used(&self, user_id: i64, key: &str) -> Result<bool> {
+        let sql = "SELECT COUNT(*) FROM idempotency WHERE user_id = $1 AND key = $2";
+        let n: i64 = both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(user_id).bind(key).fetch_one(r).await? });
+        Ok(n > 0)
+    }
 }

@@ -188,7 +188,8 @@ pub fn idempotency_key(headers: &HeaderMap, user_id: i64, body: &ReportBody) -> 
 #[utoipa::path(post, path = "/api/v1/cases", tag = "cases", security(("bearer" = [])), request_body = ReportBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = CaseOut), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many reports from one citizen account", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_case(
     State(app): State<AppState>,
     auth: Auth,
@@ -288,6 +289,7 @@ pub async fn file_report(
         None => None,
     };
     require_photos(app, &photo_ids).await?;
+    limit_citizen(app, &actor, idem.as_ref()).await?;
     let area_class = app.area_class(grid_code.as_str());
     let calendar = app.calendar();
     let stages = app.stages();
@@ -317,6 +319,37 @@ pub async fn file_report(
         })
         .await?;
     Ok(created)
+}
+
+/// Refuse bulk reporting from one citizen account (rules `max_reports_per_hour` / `_per_day`).
+/// Retries of an accepted request (same Idempotency-Key) and Open311 clients' filing accounts,
+/// which carry a whole app's volume, are not counted against.
+async fn limit_citizen(app: &AppState, actor: &citygrid_core::org::Actor, idem: Option<&Idempotency>) -> ApiResult<()> {
+    if actor.role != Role::Citizen {
+        return Ok(());
+    }
+    if let Some(k) = idem {
+        if app.store.idempotency_used(k.user_id, &k.key).await? {
+            return Ok(());
+        }
+    }
+    if app.store.is_open311_client_user(actor.user_id).await? {
+        return Ok(());
+    }
+    let rules = app.store.reward_rules().await?;
+    let now = app.now();
+    for (window, max, what) in [
+        (jiff::SignedDuration::from_hours(1), rules.max_reports_per_hour, "an hour"),
+        (jiff::SignedDuration::from_hours(24), rules.max_reports_per_day, "a day"),
+    ] {
+        let since = now.checked_sub(window).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if app.store.reports_since(actor.user_id, since).await? >= i64::from(max) {
+            return Err(ApiError::TooMany {
+                detail: format!("at most {max} reports {what} from one account; try again later"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// One case with its whole log.

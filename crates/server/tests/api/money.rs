@@ -16,6 +16,7 @@ backend_tests!(
     caps_and_exclusions_are_enforced,
     money_is_refused_to_those_it_does_not_concern,
     budget_pace_alert,
+    bulk_reports_from_one_account_are_refused,
 );
 
 const P: (f64, f64) = (117.18, 34.26);
@@ -461,4 +462,36 @@ async fn budget_pace_alert(backend: Backend) {
     app.put_json(&admin, "/api/v1/rewards/rules", &rules).await.ok(200);
     let b = app.get(&admin, "/api/v1/rewards/budget?month=2026-09").await.ok(200);
     assert_eq!(b["alert"], true, "{b}");
+}
+
+async fn bulk_reports_from_one_account_are_refused(backend: Backend) {
+    let app = spawn(backend).await;
+    let admin = app.sign_in("admin").await;
+    let mut rules = app.get(&admin, "/api/v1/rewards/rules").await.ok(200);
+    rules["max_reports_per_hour"] = json!(3);
+    app.put_json(&admin, "/api/v1/rewards/rules", &rules).await.ok(200);
+    let (c1, _) = citizen(&app, "13900000001").await;
+    let key = [("idempotency-key", "first-report")];
+    let first = app.post_json_with(&c1, "/api/v1/cases", &cover_at(117.17, 34.26), &key).await.ok(201);
+    for lon in [117.18, 117.19] {
+        app.report(&c1, &cover_at(lon, 34.26)).await;
+    }
+    let before = app.counts().await;
+    let r = app.post_json(&c1, "/api/v1/cases", &cover_at(117.20, 34.26)).await;
+    r.problem(429, "rate_limited", None);
+    assert_eq!(app.counts().await, before, "a refused report writes nothing");
+    // A retry of an accepted request still gets its case back.
+    let again = app.post_json_with(&c1, "/api/v1/cases", &cover_at(117.17, 34.26), &key).await.ok(201);
+    assert_eq!(again["id"], first["id"]);
+    // Staff are not limited; an hour later the citizen may report again.
+    let collector = app.sign_in("collector").await;
+    app.report(&collector, &cover_at(117.20, 34.26)).await;
+    app.set_time("2026-09-28 10:01");
+    app.report(&c1, &cover_at(117.20, 34.25)).await;
+    rules["max_reports_per_hour"] = json!(0);
+    app.put_json(&admin, "/api/v1/rewards/rules", &rules).await.problem(
+        422,
+        "invalid_field",
+        Some("max_reports_per_hour"),
+    );
 }
