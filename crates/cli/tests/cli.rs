@@ -624,3 +624,34 @@ fn bench_geo_and_read_end_with_ratio() {
     assert!(out.stdout.contains("http_p99_ms="), "{out}");
     assert!(ratio_line(&out) > 0.0);
 }
+
+#[test]
+fn settle_twice_gives_the_same_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sqlite_url(dir.path(), "settle.db");
+    let out = dir.path().join("out");
+    let out_s = out.to_str().expect("utf-8 path");
+    let first = run(&["settle", "--month", "2026-01", "--out", out_s, "--database", &db], COMMAND);
+    assert!(first.status.success(), "{first}");
+    assert!(first.stdout.contains("2026-01 settled now"), "{first}");
+    let names = ["payout-2026-01-cash.csv", "payout-2026-01-phone_credit.csv", "payout-2026-01-wechat.csv"];
+    let read = |name: &str| std::fs::read(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let before: Vec<Vec<u8>> =
+        names.iter().chain(&["deductions-2026-01.csv", "report-2026-01.csv"]).map(|n| read(n)).collect();
+    assert!(String::from_utf8_lossy(&before[0]).starts_with("citizen_id,phone,payout_account,amount_yuan"));
+    let second = run(&["settle", "--month", "2026-01", "--out", out_s, "--database", &db], COMMAND);
+    assert!(second.status.success(), "{second}");
+    assert!(second.stdout.contains("was settled before"), "{second}");
+    let after: Vec<Vec<u8>> =
+        names.iter().chain(&["deductions-2026-01.csv", "report-2026-01.csv"]).map(|n| read(n)).collect();
+    assert_eq!(before, after);
+    for bad in ["2026-13", "next"] {
+        let r = run(&["settle", "--month", bad, "--out", out_s, "--database", &db], COMMAND);
+        assert!(!r.status.success() && r.stderr.contains("month"), "{bad}: {r}");
+    }
+    // The current month has not ended.
+    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)));
+    let current = format!("{:04}-{:02}", now.year(), now.month());
+    let r = run(&["settle", "--month", &current, "--out", out_s, "--database", &db], COMMAND);
+    assert!(!r.status.success() && r.stderr.contains("has not ended"), "{r}");
+}

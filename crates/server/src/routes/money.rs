@@ -97,6 +97,12 @@ pub async fn reconcile(app: &AppState, case_id: i64, why: &str) -> ApiResult<Rec
 /// Bring the ledger in line with a case that just changed (`why`: the action). Runs after the
 /// case's commit; a failure is logged and caught up by the next settlement's reconciliation.
 pub async fn after_change(app: &AppState, case: &Case, why: &str) {
+    // Only these steps can change who is owed what: verification and acceptance confirm a
+    // problem, rejection, refusal and voiding (merging) end or join one. Later steps of the
+    // loop (dispatch to close) leave the assessment as it was.
+    if !matches!(why, "verify" | "accept" | "reject" | "refuse" | "void" | "merge") {
+        return;
+    }
     if let Err(e) = reconcile(app, case.id, why).await {
         tracing::error!(case = case.id, error = %e, "ledger reconciliation failed; the settlement run will retry");
     }
