@@ -200,6 +200,39 @@ async fn rate_limits(backend: Backend) {
     assert_eq!(sms::codes_sent(&p).len(), 6);
 }
 
+/// Requests racing for one phone: one code is sent, and a code signs in once.
+async fn races(backend: Backend) {
+    let p = phone(&backend, 14);
+    let app = app(backend).await;
+    let codes = app.count("otp_codes").await;
+    // The token is ignored: these endpoints take none.
+    let sends: Vec<_> =
+        (0..8).map(|_| app.spawn_post_json("unused", "/api/v1/citizen/codes", &json!({"phone": p}), &[])).collect();
+    let mut statuses = Vec::new();
+    for h in sends {
+        statuses.push(h.await.unwrap().status.as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 429, 429, 429, 429, 429, 429, 429]);
+    assert_eq!(app.count("otp_codes").await, codes + 1);
+    assert_eq!(sms::codes_sent(&p).len(), 1);
+
+    let code = sms::last_code(&p).unwrap();
+    let (users, tokens) = (app.count("users").await, app.count("tokens").await);
+    let body = json!({"phone": p, "code": code});
+    let tries: Vec<_> = (0..6).map(|_| app.spawn_post_json("unused", "/api/v1/citizen/token", &body, &[])).collect();
+    let mut ok = 0;
+    for h in tries {
+        let r = h.await.unwrap();
+        match r.status.as_u16() {
+            200 => ok += 1,
+            _ => r.problem(422, "code_expired", Some("code")),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!((app.count("users").await, app.count("tokens").await), (users + 1, tokens + 1));
+}
+
 // ---- accounts ------------------------------------------------------------------------------
 
 async fn first_sign_in_creates_the_account_once(backend: Backend) {
@@ -455,7 +488,6 @@ async fn rewards_follow_the_ledger(backend: Backend) {
     let token = token_of(&app, &p).await;
     let collector = app.sign_in("collector").await;
     let acceptor = app.sign_in("acceptor").await;
-    let admin = app.sign_in("admin").await;
 
     // A verified first report earns the category's reward (exposed garbage: 5 CNY).
     let x = report_at(&app, &token, spot(0), &[]).await;
@@ -737,11 +769,16 @@ async fn documented(backend: Backend) {
         }
     }
     assert!(doc["paths"]["/api/v1/citizen/codes"]["post"]["responses"]["429"].is_object());
+    // The schemas say what the answers hold, and no more.
+    let reward = &doc["components"]["schemas"]["RewardOut"]["properties"];
+    assert!(reward["amount_fen"].is_object() && reward["status"].is_object());
+    assert!(reward.get("needs_approval").is_none() && reward.get("approved").is_none());
 }
 
 backend_tests!(
     code_flow,
     rate_limits,
+    races,
     first_sign_in_creates_the_account_once,
     payout_channel,
     follow_up_shows_honest_end_states,
