@@ -66,6 +66,21 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         scale: u32,
     },
+    /// The ledger: citizen reports filed and verified, every problem reconciled (what each
+    /// verification triggers) and the month settled, against the raw durable insert rate.
+    Money {
+        /// Default: a fresh SQLite file. A PostgreSQL URL must name a throwaway database.
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, default_value_t = 20_000)]
+        reports: usize,
+        #[arg(long, default_value_t = 2_000)]
+        citizens: usize,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Import the whole demo city (grids, areas, addresses, ~1,000,000 components) and report
     /// time and peak memory, against reading and validating the same files without a database.
     Import {
@@ -86,7 +101,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Run `total` jobs over `clients` concurrent workers; returns jobs per second.
-async fn drive<F, Fut>(clients: usize, total: usize, job: F) -> Result<f64>
+pub async fn drive<F, Fut>(clients: usize, total: usize, job: F) -> Result<f64>
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<()>> + Send,
@@ -146,6 +161,9 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             crate::bench_map::read(database, cases, requests, clients, runs, scale).await
         }
         BenchCmd::Import { database, scale, dir } => crate::bench_map::import(database, scale, dir).await,
+        BenchCmd::Money { database, reports, citizens, clients, runs } => {
+            crate::bench_money::money(database, reports, citizens, clients, runs).await
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_map;
+mod bench_money;
 mod city;
 
 use anyhow::{bail, Context, Result};

@@ -449,19 +449,21 @@ pub fn standing(existing: &[Entry]) -> Vec<&Entry> {
 
 /// The entries that turn `existing` (every entry of the set's cases) into `due`: a reversal
 /// for each standing entry no longer due (`why` names the correction), then each due entry
-/// not yet standing. Identical standing entries are kept, so reconcile is idempotent.
+/// not yet standing. A standing entry for the same party, case and rule is kept as it is,
+/// whatever amount the rules say today, so reconcile is idempotent and rule changes are not
+/// retroactive.
 pub fn reconcile(existing: &[Entry], due: &[Due], why: &str) -> Vec<NewEntry> {
     let mut wanted: Vec<&Due> = due.iter().collect();
     let mut out = Vec::new();
     for e in standing(existing) {
+        // Amount and approval are fixed when an entry is written: a later change of the
+        // tables or the threshold applies to new entries and never claws back one standing.
         let same = wanted.iter().position(|d| {
             d.kind == e.kind
                 && d.party_kind == e.party_kind
                 && d.party == e.party
                 && d.case_id == e.case_id
-                && d.amount_fen == e.amount_fen
                 && d.rule == e.rule
-                && d.needs_approval == e.needs_approval
         });
         match same {
             Some(i) => {

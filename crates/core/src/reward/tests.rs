@@ -325,3 +325,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn rule_changes_do_not_claw_back_standing_entries() {
+    let mut a = citizen(1, 10, 0);
+    a.verified = Some(true);
+    let due = assess_simple(&[a.clone()], &cover()).due;
+    let mut ledger = vec![];
+    let first = reconcile(&ledger, &due, "x");
+    apply(&mut ledger, first);
+    // The threshold drops below the amount and the table doubles: nothing standing changes.
+    let rules = Rules { approval_threshold_fen: 100, ..Rules::default() };
+    let mut dearer = cover();
+    dearer.reward_fen *= 2;
+    let due2 = assess(&[a], Some(&dearer), &rules, &[], &HashSet::new(), 480).due;
+    assert!(due2[0].needs_approval && due2[0].amount_fen == 10_000);
+    assert!(reconcile(&ledger, &due2, "rules").is_empty());
+}
