@@ -187,6 +187,9 @@ async fn serve(app: AppState, listen: &str) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = app.store.backend(), "citygrid listening");
     println!("citygrid listening on http://{addr} ({} backend)", app.store.backend());
+    // A misconfigured SMS gateway is a start-up error, not a 500 on the first sign-in code.
+    let sms = citygrid_server::sms::sender().map_err(|e| anyhow::anyhow!("CITYGRID_SMS_SENDER: {e}"))?;
+    println!("sign-in codes go to: {}", sms.name());
     // The monthly settlement runs by itself from the settlement day on.
     let _scheduler = citygrid_server::routes::money::spawn_scheduler(app.clone());
     axum::serve(listener, citygrid_server::app(app))
