@@ -303,7 +303,14 @@ fn confirmed(set: &[ReportFacts], root: &ReportFacts) -> bool {
 /// What the ledger should hold for one set. `set` holds every report of it (root included);
 /// `service` is the citizen category of the first report's class (none: not a citizen
 /// category, no reward); `history` the first reporter's rewards outside the set; `declined`
-/// the cases whose reward an approver turned down.
+/// the cases whose reward an approver turned down; `existing` the entries the set's cases
+/// hold now.
+///
+/// The facts of the problem (which report came first, was it confirmed, who reported it, did
+/// an approver decline) are re-decided every time. The configuration (category, amounts,
+/// exclusions, caps, the same-spot rule) applies when a reward is first granted: a reward that
+/// stands is kept with its deductions as they were, so a later change of the tables or a
+/// later reward elsewhere never takes back money already granted.
 pub fn assess(
     set: &[ReportFacts],
     service: Option<&Service>,
@@ -311,6 +318,7 @@ pub fn assess(
     history: &[PastReward],
     declined: &HashSet<i64>,
     offset_minutes: i32,
+    existing: &[Entry],
 ) -> Assessment {
     let none = |root: i64, first: Option<i64>, reason| Assessment { root, first, due: vec![], reason: Some(reason) };
     let links: HashMap<i64, Option<i64>> = set.iter().map(|r| (r.case_id, r.duplicate_of)).collect();
@@ -321,8 +329,13 @@ pub fn assess(
     let Some(root) = set.iter().find(|r| r.case_id == root_id) else {
         return none(root_id, None, "root_missing");
     };
-    let Some(first) = set.iter().min_by_key(|r| (r.received_at, r.case_id)) else {
-        return none(root_id, None, "empty");
+    // A report found not to exist on site, or rejected, is not a report of this problem.
+    let Some(first) = set
+        .iter()
+        .filter(|r| r.verified != Some(false) && !matches!(r.state, State::Rejected | State::Refused))
+        .min_by_key(|r| (r.received_at, r.case_id))
+    else {
+        return none(root_id, None, "not_confirmed");
     };
     let fid = Some(first.case_id);
     if matches!(root.state, State::Rejected | State::Refused) || (root.state == State::Voided) {
@@ -339,15 +352,32 @@ pub fn assess(
         Reporter::Anonymous => return none(root_id, fid, "anonymous"),
         Reporter::Staff => return none(root_id, fid, "staff"),
     };
+    if declined.contains(&first.case_id) {
+        return none(root_id, fid, "approval_declined");
+    }
+    // A reward already standing for this very report is kept as granted, with its deductions.
+    let held: Vec<&Entry> = standing(existing).into_iter().filter(|e| e.case_id == first.case_id).collect();
+    if held.iter().any(|e| e.kind == EntryKind::Reward && e.party == user_id.to_string()) {
+        let due = held
+            .into_iter()
+            .map(|e| Due {
+                kind: e.kind,
+                party_kind: e.party_kind,
+                party: e.party.clone(),
+                case_id: e.case_id,
+                amount_fen: e.amount_fen,
+                rule: e.rule.clone(),
+                needs_approval: e.needs_approval,
+            })
+            .collect();
+        return Assessment { root: root_id, first: fid, due, reason: None };
+    }
     if excluded.is_some() {
         return none(root_id, fid, "excluded");
     }
     let Some(service) = service.filter(|s| s.code == first.class_code) else {
         return none(root_id, fid, "not_a_citizen_category");
     };
-    if declined.contains(&first.case_id) {
-        return none(root_id, fid, "approval_declined");
-    }
     let spot_window = jiff::SignedDuration::from_hours(24 * i64::from(rules.same_spot_days));
     if history.iter().any(|h| {
         h.received_at <= first.received_at

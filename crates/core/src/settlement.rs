@@ -104,12 +104,24 @@ pub fn settle(
             }
         }
     };
+    let reversed: HashSet<i64> = candidates.iter().filter_map(|c| c.reverses).collect();
     let awaiting = candidates
         .iter()
         .filter(|c| c.month.as_str() <= month && c.reverses.is_none() && c.needs_approval && c.approved.is_none())
+        .filter(|c| !reversed.contains(&c.entry_id))
         .count();
+    // A contractor is docked for a problem only once its citizen's reward may be paid: while
+    // the reward waits for an approver (or was declined) its deductions wait too.
+    let held_cases: HashSet<i64> = candidates
+        .iter()
+        .filter(|c| c.kind == EntryKind::Reward && c.reverses.is_none() && !original_ok(c))
+        .map(|c| c.case_id)
+        .collect();
     let mut groups: BTreeMap<(PartyKind, String), Vec<&Candidate>> = BTreeMap::new();
     for c in candidates.iter().filter(|c| payable(c)) {
+        if c.kind == EntryKind::Deduction && held_cases.contains(&c.case_id) {
+            continue;
+        }
         groups.entry((c.party_kind, c.party.clone())).or_default().push(c);
     }
     let mut out = Outcome {
@@ -208,7 +220,6 @@ pub fn settle(
     report.push_str(&format!("carried_to_next_month,{},{carried},{}\n", yuan(carried), out.carried.len()));
     report.push_str(&format!("awaiting_approval,,,{}\n", out.awaiting_approval));
     out.files.insert(format!("report-{month}.csv"), report);
-    let _ = EntryKind::Reward;
     out
 }
 
@@ -293,6 +304,29 @@ mod tests {
         orig.approved = Some(false);
         let o = settle("2026-10", &[orig, r], &HashSet::new(), &payees());
         assert!(o.lines.is_empty() && o.carried.is_empty());
+    }
+
+    #[test]
+    fn deductions_wait_for_their_reward() {
+        let mut reward = c(1, "1", 15_000, "2026-10");
+        reward.needs_approval = true;
+        let mut ded = c(2, "保洁公司", 5000, "2026-10");
+        ded.kind = EntryKind::Deduction;
+        ded.party_kind = PartyKind::Contractor;
+        ded.case_id = 1;
+        let o = settle("2026-10", &[reward.clone(), ded.clone()], &HashSet::new(), &payees());
+        assert!(o.lines.is_empty(), "{o:?}");
+        assert_eq!(o.awaiting_approval, 1);
+        reward.approved = Some(true);
+        let o = settle("2026-10", &[reward.clone(), ded.clone()], &HashSet::new(), &payees());
+        assert_eq!((o.rewards_fen, o.deductions_fen), (15_000, 5000));
+        // A pending reward reversed later is no longer counted as waiting.
+        reward.approved = None;
+        let mut rev = c(3, "1", -15_000, "2026-10");
+        rev.reverses = Some(1);
+        let o = settle("2026-10", &[reward, rev], &HashSet::new(), &payees());
+        assert_eq!(o.awaiting_approval, 0);
+        assert!(o.lines.is_empty());
     }
 
     #[test]

@@ -322,7 +322,8 @@ impl Store {
                     }
                 }
                 let service = first.and_then(|f| ctx.services.get(&f.class_code)).filter(|s| s.active);
-                let assessment = reward::assess(&facts, service, ctx.rules, &history, &declined, ctx.offset_minutes);
+                let assessment =
+                    reward::assess(&facts, service, ctx.rules, &history, &declined, ctx.offset_minutes, &existing);
                 let new = reward::reconcile(&existing, &assessment.due, ctx.why);
                 let mut written = Vec::new();
                 for n in &new {
@@ -477,7 +478,10 @@ impl Store {
     /// reconciles first, so that a crash between a case's commit and its reconciliation can
     /// never lose a reward.
     pub async fn cases_to_reconcile(&self, since: Option<Timestamp>) -> Result<Vec<i64>> {
-        let sql = "SELECT id FROM cases WHERE (source = 'citizen' OR duplicate_of IS NOT NULL) AND updated_at >= $1 \
+        // Citizen reports, merged reports, and the cases reports were merged into (a staff
+        // report's acceptance can confirm a citizen's problem).
+        let sql = "SELECT id FROM cases WHERE (source = 'citizen' OR duplicate_of IS NOT NULL \
+                   OR id IN (SELECT duplicate_of FROM cases WHERE duplicate_of IS NOT NULL)) AND updated_at >= $1 \
                    ORDER BY id";
         let since = since.map(ms).unwrap_or(i64::MIN);
         Ok(both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(since).fetch_all(r).await? }))

@@ -37,7 +37,7 @@ fn garbage() -> Service {
 }
 
 fn assess_simple(set: &[ReportFacts], svc: &Service) -> Assessment {
-    assess(set, Some(svc), &Rules::default(), &[], &HashSet::new(), 480)
+    assess(set, Some(svc), &Rules::default(), &[], &HashSet::new(), 480, &[])
 }
 
 #[test]
@@ -101,7 +101,10 @@ fn failed_verification_anonymous_excluded_yield_nothing() {
     b.reporter = Reporter::Citizen { user_id: 10, phone: phone(10), excluded: None };
     assert_eq!(assess_simple(&[b.clone()], &garbage()).reason, Some("not_a_citizen_category"));
     let declined: HashSet<i64> = [1].into();
-    assert_eq!(assess(&[b], Some(&cover()), &Rules::default(), &[], &declined, 480).reason, Some("approval_declined"));
+    assert_eq!(
+        assess(&[b], Some(&cover()), &Rules::default(), &[], &declined, 480, &[]).reason,
+        Some("approval_declined")
+    );
 }
 
 #[test]
@@ -117,19 +120,22 @@ fn caps_and_same_spot() {
     };
     let same_spot = vec![PastReward { case_id: 9, received_at: t(-60 * 24), amount_fen: 500, location: a.location }];
     assert_eq!(
-        assess(&[a.clone()], Some(&cover()), &rules, &same_spot, &HashSet::new(), 480).reason,
+        assess(&[a.clone()], Some(&cover()), &rules, &same_spot, &HashSet::new(), 480, &[]).reason,
         Some("same_spot")
     );
     let five_today: Vec<_> = (0..5).map(|i| far(i, -10 - i)).collect();
     assert_eq!(
-        assess(&[a.clone()], Some(&cover()), &rules, &five_today, &HashSet::new(), 480).reason,
+        assess(&[a.clone()], Some(&cover()), &rules, &five_today, &HashSet::new(), 480, &[]).reason,
         Some("daily_cap")
     );
     let month: Vec<_> = (0..10).map(|i| PastReward { amount_fen: 5000, ..far(i, 60 * 24 * (i + 1)) }).collect();
-    assert_eq!(assess(&[a.clone()], Some(&cover()), &rules, &month, &HashSet::new(), 480).reason, Some("monthly_cap"));
+    assert_eq!(
+        assess(&[a.clone()], Some(&cover()), &rules, &month, &HashSet::new(), 480, &[]).reason,
+        Some("monthly_cap")
+    );
     let mut big = cover();
     big.reward_fen = 15_000;
-    let r = assess(&[a], Some(&big), &rules, &[], &HashSet::new(), 480);
+    let r = assess(&[a], Some(&big), &rules, &[], &HashSet::new(), 480, &[]);
     assert!(r.due[0].needs_approval);
 }
 
@@ -302,7 +308,7 @@ proptest! {
             for set in sets.values() {
                 let ids: HashSet<i64> = set.iter().map(|r| r.case_id).collect();
                 let existing: Vec<Entry> = ledger.iter().filter(|e| ids.contains(&e.case_id)).cloned().collect();
-                let due = assess(set, Some(&svc), &Rules { daily_cap: 1000, monthly_cap_fen: 1_000_000_000, same_spot_radius_m: 0.0, ..Rules::default() }, &[], &HashSet::new(), 480).due;
+                let due = assess(set, Some(&svc), &Rules { daily_cap: 1000, monthly_cap_fen: 1_000_000_000, same_spot_radius_m: 0.0, ..Rules::default() }, &[], &HashSet::new(), 480, &existing).due;
                 let new = reconcile(&existing, &due, "test");
                 apply(&mut ledger, new);
                 let existing: Vec<Entry> = ledger.iter().filter(|e| ids.contains(&e.case_id)).cloned().collect();
@@ -338,7 +344,44 @@ fn rule_changes_do_not_claw_back_standing_entries() {
     let rules = Rules { approval_threshold_fen: 100, ..Rules::default() };
     let mut dearer = cover();
     dearer.reward_fen *= 2;
-    let due2 = assess(&[a], Some(&dearer), &rules, &[], &HashSet::new(), 480).due;
+    let due2 = assess(&[a], Some(&dearer), &rules, &[], &HashSet::new(), 480, &[]).due;
     assert!(due2[0].needs_approval && due2[0].amount_fen == 10_000);
     assert!(reconcile(&ledger, &due2, "rules").is_empty());
+}
+
+#[test]
+fn a_report_that_failed_verification_never_wins() {
+    // A at 10:00 found nothing on site; B at 10:03 confirmed; A merged into B.
+    let mut a = citizen(1, 10, 0);
+    a.verified = Some(false);
+    a.state = State::Voided;
+    a.duplicate_of = Some(2);
+    let mut b = citizen(2, 11, 3);
+    b.verified = Some(true);
+    b.state = State::Reported;
+    let r = assess_simple(&[a, b], &cover());
+    assert_eq!((r.first, r.reason), (Some(2), None));
+    assert_eq!(r.due[0].party, "11");
+}
+
+#[test]
+fn standing_rewards_survive_later_caps_and_category_changes() {
+    let mut a = citizen(1, 10, 0);
+    a.verified = Some(true);
+    let mut ledger = vec![];
+    let first = reconcile(&ledger, &assess_simple(&[a.clone()], &cover()).due, "x");
+    apply(&mut ledger, first);
+    // A later reward at the same spot, a cap of zero-left, the category switched off: kept.
+    let later = PastReward { case_id: 9, received_at: t(-5), amount_fen: 5000, location: a.location };
+    let rules = Rules { daily_cap: 1, ..Rules::default() };
+    for service in [Some(cover()), None] {
+        let r =
+            assess(&[a.clone()], service.as_ref(), &rules, std::slice::from_ref(&later), &HashSet::new(), 480, &ledger);
+        assert_eq!(r.reason, None);
+        assert!(reconcile(&ledger, &r.due, "later").is_empty());
+    }
+    // Facts still count: the report rejected after all reverses it.
+    a.state = State::Rejected;
+    let r = assess(&[a], Some(&cover()), &rules, &[], &HashSet::new(), 480, &ledger);
+    assert_eq!(reconcile(&ledger, &r.due, "rejected").len(), 2);
 }

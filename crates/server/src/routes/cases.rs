@@ -542,10 +542,9 @@ pub async fn act(
         require_photos(&app, &step.photo_ids).await?;
     }
     if let Command::Void { duplicate_of: Some(other) } = step.command {
-        // Only a case the actor can see may be named, so ids cannot be probed this way.
-        if !app.store.get_case(other).await?.is_some_and(|c| can_see(&auth, &c, &tree)) {
-            return Err(ApiError::invalid("duplicate_of", "no such case"));
-        }
+        // Only a standing case the actor can see may be named (ids cannot be probed this way),
+        // and never one merged into this case.
+        crate::routes::money::duplicate_target(&app, &auth, &tree, &case, other, "duplicate_of").await?;
     }
     let calendar = app.calendar();
     let stages = app.stages();

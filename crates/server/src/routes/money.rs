@@ -281,30 +281,7 @@ pub async fn merge(
     auth.require(Action::Void.roles())?;
     let tree = app.departments().await?;
     let case = app.store.get_case(id).await?.filter(|c| can_see(&auth, c, &tree)).ok_or(ApiError::NotFound("case"))?;
-    let into = app
-        .store
-        .get_case(body.into)
-        .await?
-        .filter(|c| can_see(&auth, c, &tree))
-        .ok_or_else(|| ApiError::invalid("into", "no such case"))?;
-    if into.id == case.id {
-        return Err(ApiError::invalid("into", "a case cannot be merged into itself"));
-    }
-    if matches!(into.state, CaseState::Voided | CaseState::Rejected | CaseState::Refused) {
-        return Err(ApiError::invalid(
-            "into",
-            format!("case {} is {}: merge into the report that stands", into.number, into.state.as_str()),
-        ));
-    }
-    // Merging into a case that is itself (transitively) merged into this one would make a loop.
-    let mut cur = into.duplicate_of;
-    for _ in 0..64 {
-        match cur {
-            Some(c) if c == case.id => return Err(ApiError::invalid("into", "that case is merged into this one")),
-            Some(c) => cur = app.store.get_case(c).await?.and_then(|x| x.duplicate_of),
-            None => break,
-        }
-    }
+    let into = duplicate_target(&app, &auth, &tree, &case, body.into, "into").await?;
     let note = body.note.unwrap_or_else(|| format!("与 {} 为同一问题，合并", into.number));
     let step = Command::parse(
         Action::Void,
@@ -326,6 +303,36 @@ pub async fn merge(
         .await?;
     after_change(&app, &updated, "merge").await;
     Ok(Json(updated))
+}
+
+/// The case `case` may be merged into (`void` with `duplicate_of`, or `merge`): one the actor
+/// can see, not this case, and still standing (not voided, rejected or refused) — so merged
+/// sets stay trees with a standing root.
+pub async fn duplicate_target(
+    app: &AppState,
+    auth: &Auth,
+    tree: &citygrid_core::org::DepartmentTree,
+    case: &Case,
+    into: i64,
+    field: &str,
+) -> ApiResult<Case> {
+    let target = app
+        .store
+        .get_case(into)
+        .await?
+        .filter(|c| can_see(auth, c, tree))
+        .ok_or_else(|| ApiError::invalid(field, "no such case"))?;
+    if target.id == case.id {
+        return Err(ApiError::invalid(field, "a case cannot duplicate itself"));
+    }
+    if matches!(target.state, CaseState::Voided | CaseState::Rejected | CaseState::Refused) {
+        return Err(ApiError::invalid(
+            field,
+            format!("case {} is {}: name the report that stands", target.number, target.state.as_str()),
+        ));
+    }
+    // Only a voided case carries `duplicate_of`, so a standing target cannot lead back here.
+    Ok(target)
 }
 
 // ---- the ledger ----------------------------------------------------------------------------
@@ -618,9 +625,10 @@ fn month_bounds(month: &str, offset_minutes: i32) -> ApiResult<(i64, i64)> {
     let m: i8 = m.parse().map_err(|_| ApiError::bad_query("month", "YYYY-MM"))?;
     let off = jiff::tz::Offset::from_seconds(offset_minutes * 60).unwrap_or(jiff::tz::Offset::UTC);
     let start = jiff::civil::date(y, m, 1).to_datetime(jiff::civil::Time::midnight());
-    let end = start.checked_add(jiff::Span::new().months(1)).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let start = off.to_timestamp(start).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let end = off.to_timestamp(end).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let out_of_range = |_| ApiError::bad_query("month", "a month between 0001-01 and 9999-11");
+    let end = start.checked_add(jiff::Span::new().months(1)).map_err(out_of_range)?;
+    let start = off.to_timestamp(start).map_err(out_of_range)?;
+    let end = off.to_timestamp(end).map_err(out_of_range)?;
     Ok((start.as_millisecond(), end.as_millisecond()))
 }
 

@@ -440,6 +440,28 @@ async fn money_is_refused_to_those_it_does_not_concern(backend: Backend) {
         "invalid_field",
         Some("into"),
     );
+    // Neither merge nor void may name a case that no longer stands, or make a loop.
+    let rejected = app.report(&c1, &cover_at(117.17, 34.25)).await["id"].as_i64().unwrap();
+    app.step(&acceptor, rejected, "reject", json!({"note": "无效", "reason": "invalid"})).await;
+    let fresh = app.report(&c1, &cover_at(117.171, 34.25)).await["id"].as_i64().unwrap();
+    app.post_json(&acceptor, &format!("/api/v1/cases/{fresh}/merge"), &json!({"into": rejected})).await.problem(
+        422,
+        "invalid_field",
+        Some("into"),
+    );
+    app.act(&acceptor, fresh, "void", json!({"note": "重复", "duplicate_of": rejected})).await.problem(
+        422,
+        "invalid_field",
+        Some("duplicate_of"),
+    );
+    let other = app.report(&c1, &cover_at(117.172, 34.25)).await["id"].as_i64().unwrap();
+    app.post_json(&acceptor, &format!("/api/v1/cases/{other}/merge"), &json!({"into": fresh})).await.ok(200);
+    app.act(&acceptor, fresh, "void", json!({"note": "重复", "duplicate_of": other})).await.problem(
+        422,
+        "invalid_field",
+        Some("duplicate_of"),
+    );
+    app.get(&admin, "/api/v1/rewards/budget?month=9999-12").await.problem(400, "invalid_query", Some("month"));
 }
 
 async fn budget_pace_alert(backend: Backend) {

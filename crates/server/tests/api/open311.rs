@@ -855,7 +855,7 @@ async fn updates_are_delivered_exactly_once(backend: Backend) {
         &get(&app, &poll("2026-09-28T09:00:00+08:00", "2026-09-28T12:00:00+08:00").replace(".json", ".xml")).await,
         200,
     );
-    assert_eq!(root.name, "service_request_updates");
+    assert_eq!(root.name, "service_requests_updates");
     let ids: Vec<&str> = root.all("request_update").iter().map(|u| u.get("update_id")).collect();
     assert_eq!(ids, [format!("{id}-2"), format!("{id}-4"), format!("{id}-5"), format!("{id}-8")]);
     // A poll after the last change is empty; bad windows are 400.
@@ -887,7 +887,7 @@ async fn clients_post_updates(backend: Backend) {
         ("email", "zhang.sanfeng@example.com"),
     ]);
     let root = xml(&post_form(&app, &uri, &body, &[]).await, 201);
-    assert_eq!(root.name, "service_request_updates");
+    assert_eq!(root.name, "service_requests_updates");
     let update_id = root.child("request_update").get("update_id").to_owned();
     assert!(!update_id.is_empty());
     assert_eq!(app.count("open311_updates").await, 1);

@@ -801,7 +801,7 @@ async fn list_updates(req: &Req) -> Open311Result<Response> {
     }
     updates.sort_by_key(|u| (u.0, u.1, u.2));
     let items = updates.into_iter().map(|u| u.3).collect();
-    Ok(req.respond(StatusCode::OK, Doc::List { root: "service_request_updates", item: "request_update", items }))
+    Ok(req.respond(StatusCode::OK, Doc::List { root: "service_requests_updates", item: "request_update", items }))
 }
 
 fn update_obj(case: &Case, e: &Event, status: PublicStatus, after_photo: Option<&str>, ctx: &ReadCtx) -> Obj {
@@ -861,7 +861,7 @@ async fn post_update(req: &Req) -> Open311Result<Response> {
         .await?;
     let item = Obj::new().with("update_id", Value::str(format!("u{}", update.id)));
     let status = if replayed { StatusCode::OK } else { StatusCode::CREATED };
-    Ok(req.respond(status, Doc::List { root: "service_request_updates", item: "request_update", items: vec![item] }))
+    Ok(req.respond(status, Doc::List { root: "service_requests_updates", item: "request_update", items: vec![item] }))
 }
 
 // ---- API clients (administrators) ------------------------------------------------------------
