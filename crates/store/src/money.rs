@@ -298,13 +298,15 @@ impl Store {
                 }
                 let declined: HashSet<i64> = q.fetch_all(&mut *tx).await?.into_iter().collect();
                 // The first reporter's standing rewards elsewhere, for the caps and same-spot rule.
+                // `+e.reverses` keeps SQLite off the `reverses` index, which would walk every
+                // original entry of the ledger; the party index finds this citizen's few.
                 let first = facts.iter().min_by_key(|f| (f.received_at, f.case_id));
                 let mut history = Vec::new();
                 if let Some(ReportFacts { reporter: Reporter::Citizen { user_id, .. }, .. }) = first {
                     let rows: Vec<(i64, i64, i64, f64, f64)> = sqlx::query_as(
                         "SELECT e.case_id, e.amount_fen, c.created_at, c.lon, c.lat FROM ledger_entries e \
                          JOIN cases c ON c.id = e.case_id \
-                         WHERE e.party_kind = 'citizen' AND e.party = $1 AND e.kind = 'reward' AND e.reverses IS NULL \
+                         WHERE e.party_kind = 'citizen' AND e.party = $1 AND e.kind = 'reward' AND +e.reverses IS NULL \
                          AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses = e.id)",
                     )
                     .bind(user_id.to_string())
@@ -325,6 +327,18 @@ impl Store {
                 let assessment =
                     reward::assess(&facts, service, ctx.rules, &history, &declined, ctx.offset_minutes, &existing);
                 let new = reward::reconcile(&existing, &assessment.due, ctx.why);
+                if new.is_empty() {
+                    // Nothing to append (the common case on a re-check): end without a commit,
+                    // so a no-op reconciliation costs reads only, not a durable write.
+                    tx.rollback().await?;
+                    return Ok(Reconciled {
+                        root,
+                        cases: ids,
+                        first: assessment.first,
+                        reason: assessment.reason.map(str::to_owned),
+                        written: vec![],
+                    });
+                }
                 let mut written = Vec::new();
                 for n in &new {
                     let collector = facts.iter().find(|f| f.case_id == n.case_id).and_then(|f| f.collector.clone());
@@ -398,7 +412,7 @@ impl Store {
             }
             if f.awaiting_approval {
                 q.push(
-                    " AND e.needs_approval = 1 AND e.reverses IS NULL \
+                    " AND e.needs_approval = 1 AND +e.reverses IS NULL \
                      AND NOT EXISTS (SELECT 1 FROM ledger_approvals a WHERE a.entry_id = e.id) \
                      AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses = e.id)",
                 );
