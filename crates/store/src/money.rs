@@ -168,6 +168,213 @@ macro_rules! ledger_tx {
     }};
 }
 
+/// The body of a reconciliation on the transaction `$tx`: walk the set, gather the facts,
+/// decide, and (when `$write`) append. Used inside an `async` block returning
+/// `Result<Option<Reconciled>>`: it evaluates to `Some` when done, or returns early (`None`
+/// when `$write` is false and something would be written).
+macro_rules! reconcile_body {
+    ($tx:ident, $case_id:expr, $ctx:expr, $month:expr, $write:expr) => {{
+        let case_id: i64 = $case_id;
+        let ctx: &LedgerCtx<'_> = $ctx;
+        let month: &str = $month;
+        // The root: follow duplicate_of upwards (bounded, in case of a cycle in bad data).
+        let mut root = case_id;
+        let mut seen = HashSet::new();
+        loop {
+            let up: Option<Option<i64>> = sqlx::query_scalar("SELECT duplicate_of FROM cases WHERE id = $1")
+                .bind(root)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            match up {
+                None => return Err(StoreError::NotFound),
+                Some(Some(next)) if seen.insert(root) => root = next,
+                _ => break,
+            }
+        }
+        // The whole set: the root and everything merged into it, however deep.
+        let mut ids = vec![root];
+        let mut frontier = vec![root];
+        while !frontier.is_empty() && ids.len() < 10_000 {
+            let sql = format!("SELECT id FROM cases WHERE duplicate_of IN ({})", in_list(frontier.len(), 1));
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            for id in &frontier {
+                q = q.bind(*id);
+            }
+            let children: Vec<i64> = q.fetch_all(&mut *$tx).await?;
+            frontier = children.into_iter().filter(|c| !ids.contains(c)).collect();
+            ids.extend(&frontier);
+        }
+        ids.sort_unstable();
+        let sql = format!("SELECT data FROM cases WHERE id IN ({})", in_list(ids.len(), 1));
+        let mut q = sqlx::query_scalar::<_, String>(&sql);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let cases: Vec<Case> = q.fetch_all(&mut *$tx).await?.iter().map(|d| parse_json(d)).collect::<Result<_>>()?;
+        // Who reported: role, proven phone, exclusion.
+        let reporters: Vec<i64> = cases.iter().filter_map(|c| c.reporter_id).collect();
+        let mut people: HashMap<i64, Reporter> = HashMap::new();
+        if !reporters.is_empty() {
+            let sql = format!(
+                "SELECT u.id, u.role, a.phone, x.reason FROM users u \
+                         LEFT JOIN citizen_accounts a ON a.user_id = u.id \
+                         LEFT JOIN reward_exclusions x ON x.phone = a.phone WHERE u.id IN ({})",
+                in_list(reporters.len(), 1)
+            );
+            let mut q = sqlx::query_as::<_, (i64, String, Option<String>, Option<String>)>(&sql);
+            for id in &reporters {
+                q = q.bind(*id);
+            }
+            for (id, role, phone, excluded) in q.fetch_all(&mut *$tx).await? {
+                let reporter = match (role.as_str(), phone.map(|p| Phone::parse(&p))) {
+                    ("citizen", Some(Ok(phone))) => Reporter::Citizen { user_id: id, phone, excluded },
+                    ("citizen", _) => Reporter::Anonymous,
+                    _ => Reporter::Staff,
+                };
+                people.insert(id, reporter);
+            }
+        }
+        let facts: Vec<ReportFacts> = cases
+            .iter()
+            .map(|c| {
+                let (contractor, collector) = (ctx.areas)(c.location.lon, c.location.lat);
+                ReportFacts {
+                    case_id: c.id,
+                    source: c.source,
+                    received_at: c.created_at,
+                    state: c.state,
+                    verified: c.verified,
+                    duplicate_of: c.duplicate_of,
+                    class_code: c.class_code.as_str().to_owned(),
+                    location: c.location,
+                    grid_code: c.grid_code.as_str().to_owned(),
+                    reporter: match (c.source, c.reporter_id.and_then(|r| people.get(&r))) {
+                        (Source::Citizen, Some(r)) => r.clone(),
+                        (Source::Citizen, None) => Reporter::Anonymous,
+                        _ => Reporter::Staff,
+                    },
+                    contractor,
+                    collector,
+                }
+            })
+            .collect();
+        // The entries the set's cases hold now.
+        let sql = format!(
+            "SELECT id, kind, party_kind, party, case_id, amount_fen, rule, reverses, needs_approval \
+                     FROM ledger_entries WHERE case_id IN ({}) ORDER BY id",
+            in_list(ids.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, (i64, String, String, String, i64, i64, String, Option<i64>, i64)>(&sql);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let mut existing = Vec::new();
+        for (id, kind, pk, party, case, amount, rule, reverses, na) in q.fetch_all(&mut *$tx).await? {
+            existing.push(Entry {
+                id,
+                kind: EntryKind::parse(&kind).ok_or_else(|| corrupt(&kind))?,
+                party_kind: PartyKind::parse(&pk).ok_or_else(|| corrupt(&pk))?,
+                party,
+                case_id: case,
+                amount_fen: amount,
+                rule,
+                reverses,
+                needs_approval: na != 0,
+            });
+        }
+        let sql = format!(
+            "SELECT e.case_id FROM ledger_approvals a JOIN ledger_entries e ON e.id = a.entry_id \
+                     WHERE a.approved = 0 AND e.case_id IN ({})",
+            in_list(ids.len(), 1)
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let declined: HashSet<i64> = q.fetch_all(&mut *$tx).await?.into_iter().collect();
+        // The first reporter's standing rewards elsewhere, for the caps and same-spot rule.
+        // `+e.reverses` keeps SQLite off the `reverses` index, which would walk every
+        // original entry of the ledger; the party index finds this citizen's few.
+        let first = facts.iter().min_by_key(|f| (f.received_at, f.case_id));
+        let mut history = Vec::new();
+        if let Some(ReportFacts { reporter: Reporter::Citizen { user_id, .. }, .. }) = first {
+            let rows: Vec<(i64, i64, i64, f64, f64)> = sqlx::query_as(
+                "SELECT e.case_id, e.amount_fen, c.created_at, c.lon, c.lat FROM ledger_entries e \
+                         JOIN cases c ON c.id = e.case_id \
+                         WHERE e.party_kind = 'citizen' AND e.party = $1 AND e.kind = 'reward' AND +e.reverses IS NULL \
+                         AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses = e.id)",
+            )
+            .bind(user_id.to_string())
+            .fetch_all(&mut *$tx)
+            .await?;
+            for (case, amount, at, lon, lat) in rows {
+                if !ids.contains(&case) {
+                    history.push(PastReward {
+                        case_id: case,
+                        received_at: from_ms(at)?,
+                        amount_fen: amount,
+                        location: citygrid_core::case::Point { lon, lat },
+                    });
+                }
+            }
+        }
+        let service = first.and_then(|f| ctx.services.get(&f.class_code)).filter(|s| s.active);
+        let assessment = reward::assess(&facts, service, ctx.rules, &history, &declined, ctx.offset_minutes, &existing);
+        let new = reward::reconcile(&existing, &assessment.due, ctx.why);
+        if new.is_empty() || !$write {
+            // Nothing to append (the common case on a re-check), or a first look
+            // without the lock: end without a commit.
+            $tx.rollback().await?;
+            return Ok(new.is_empty().then(|| Reconciled {
+                root,
+                cases: ids,
+                first: assessment.first,
+                reason: assessment.reason.map(str::to_owned),
+                written: vec![],
+            }));
+        }
+        let mut written = Vec::new();
+        for n in &new {
+            let collector = facts.iter().find(|f| f.case_id == n.case_id).and_then(|f| f.collector.clone());
+            let detail = EntryDetail {
+                set_cases: ids.clone(),
+                collector: (n.party_kind == PartyKind::Collection).then_some(collector).flatten(),
+                why: match n.reverses {
+                    Some(_) => format!("reversed: {}", assessment.reason.unwrap_or("no longer due")),
+                    None => ctx.why.to_owned(),
+                },
+            };
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO ledger_entries (kind, party_kind, party, case_id, set_root, amount_fen, rule, \
+                         reverses, needs_approval, month, created_at, data) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+            )
+            .bind(n.kind.as_str())
+            .bind(n.party_kind.as_str())
+            .bind(&n.party)
+            .bind(n.case_id)
+            .bind(root)
+            .bind(n.amount_fen)
+            .bind(&n.rule)
+            .bind(n.reverses)
+            .bind(n.needs_approval as i64)
+            .bind(&month)
+            .bind(ms(ctx.now))
+            .bind(json(&detail)?)
+            .fetch_one(&mut *$tx)
+            .await?;
+            written.push(id);
+        }
+        Some(Reconciled {
+            root,
+            cases: ids,
+            first: assessment.first,
+            reason: assessment.reason.map(str::to_owned),
+            written,
+        })
+    }};
+}
+
 fn in_list(n: usize, from: usize) -> String {
     (0..n).map(|i| format!("${}", i + from)).collect::<Vec<_>>().join(", ")
 }
@@ -178,207 +385,22 @@ impl Store {
     /// (`reconcile`). Idempotent: a second call writes nothing.
     pub async fn reconcile_set(&self, case_id: i64, ctx: &LedgerCtx<'_>) -> Result<Reconciled> {
         let month = reward::month_of(ctx.now, ctx.offset_minutes);
-        both!(self, |w, _r, _f| {
-            ledger_tx!(w, |tx| {
-                // The root: follow duplicate_of upwards (bounded, in case of a cycle in bad data).
-                let mut root = case_id;
-                let mut seen = HashSet::new();
-                loop {
-                    let up: Option<Option<i64>> = sqlx::query_scalar("SELECT duplicate_of FROM cases WHERE id = $1")
-                        .bind(root)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    match up {
-                        None => return Err(StoreError::NotFound),
-                        Some(Some(next)) if seen.insert(root) => root = next,
-                        _ => break,
-                    }
-                }
-                // The whole set: the root and everything merged into it, however deep.
-                let mut ids = vec![root];
-                let mut frontier = vec![root];
-                while !frontier.is_empty() && ids.len() < 10_000 {
-                    let sql = format!("SELECT id FROM cases WHERE duplicate_of IN ({})", in_list(frontier.len(), 1));
-                    let mut q = sqlx::query_scalar::<_, i64>(&sql);
-                    for id in &frontier {
-                        q = q.bind(*id);
-                    }
-                    let children: Vec<i64> = q.fetch_all(&mut *tx).await?;
-                    frontier = children.into_iter().filter(|c| !ids.contains(c)).collect();
-                    ids.extend(&frontier);
-                }
-                ids.sort_unstable();
-                let sql = format!("SELECT data FROM cases WHERE id IN ({})", in_list(ids.len(), 1));
-                let mut q = sqlx::query_scalar::<_, String>(&sql);
-                for id in &ids {
-                    q = q.bind(*id);
-                }
-                let cases: Vec<Case> =
-                    q.fetch_all(&mut *tx).await?.iter().map(|d| parse_json(d)).collect::<Result<_>>()?;
-                // Who reported: role, proven phone, exclusion.
-                let reporters: Vec<i64> = cases.iter().filter_map(|c| c.reporter_id).collect();
-                let mut people: HashMap<i64, Reporter> = HashMap::new();
-                if !reporters.is_empty() {
-                    let sql = format!(
-                        "SELECT u.id, u.role, a.phone, x.reason FROM users u \
-                         LEFT JOIN citizen_accounts a ON a.user_id = u.id \
-                         LEFT JOIN reward_exclusions x ON x.phone = a.phone WHERE u.id IN ({})",
-                        in_list(reporters.len(), 1)
-                    );
-                    let mut q = sqlx::query_as::<_, (i64, String, Option<String>, Option<String>)>(&sql);
-                    for id in &reporters {
-                        q = q.bind(*id);
-                    }
-                    for (id, role, phone, excluded) in q.fetch_all(&mut *tx).await? {
-                        let reporter = match (role.as_str(), phone.map(|p| Phone::parse(&p))) {
-                            ("citizen", Some(Ok(phone))) => Reporter::Citizen { user_id: id, phone, excluded },
-                            ("citizen", _) => Reporter::Anonymous,
-                            _ => Reporter::Staff,
-                        };
-                        people.insert(id, reporter);
-                    }
-                }
-                let facts: Vec<ReportFacts> = cases
-                    .iter()
-                    .map(|c| {
-                        let (contractor, collector) = (ctx.areas)(c.location.lon, c.location.lat);
-                        ReportFacts {
-                            case_id: c.id,
-                            source: c.source,
-                            received_at: c.created_at,
-                            state: c.state,
-                            verified: c.verified,
-                            duplicate_of: c.duplicate_of,
-                            class_code: c.class_code.as_str().to_owned(),
-                            location: c.location,
-                            grid_code: c.grid_code.as_str().to_owned(),
-                            reporter: match (c.source, c.reporter_id.and_then(|r| people.get(&r))) {
-                                (Source::Citizen, Some(r)) => r.clone(),
-                                (Source::Citizen, None) => Reporter::Anonymous,
-                                _ => Reporter::Staff,
-                            },
-                            contractor,
-                            collector,
-                        }
-                    })
-                    .collect();
-                // The entries the set's cases hold now.
-                let sql = format!(
-                    "SELECT id, kind, party_kind, party, case_id, amount_fen, rule, reverses, needs_approval \
-                     FROM ledger_entries WHERE case_id IN ({}) ORDER BY id",
-                    in_list(ids.len(), 1)
-                );
-                let mut q =
-                    sqlx::query_as::<_, (i64, String, String, String, i64, i64, String, Option<i64>, i64)>(&sql);
-                for id in &ids {
-                    q = q.bind(*id);
-                }
-                let mut existing = Vec::new();
-                for (id, kind, pk, party, case, amount, rule, reverses, na) in q.fetch_all(&mut *tx).await? {
-                    existing.push(Entry {
-                        id,
-                        kind: EntryKind::parse(&kind).ok_or_else(|| corrupt(&kind))?,
-                        party_kind: PartyKind::parse(&pk).ok_or_else(|| corrupt(&pk))?,
-                        party,
-                        case_id: case,
-                        amount_fen: amount,
-                        rule,
-                        reverses,
-                        needs_approval: na != 0,
-                    });
-                }
-                let sql = format!(
-                    "SELECT e.case_id FROM ledger_approvals a JOIN ledger_entries e ON e.id = a.entry_id \
-                     WHERE a.approved = 0 AND e.case_id IN ({})",
-                    in_list(ids.len(), 1)
-                );
-                let mut q = sqlx::query_scalar::<_, i64>(&sql);
-                for id in &ids {
-                    q = q.bind(*id);
-                }
-                let declined: HashSet<i64> = q.fetch_all(&mut *tx).await?.into_iter().collect();
-                // The first reporter's standing rewards elsewhere, for the caps and same-spot rule.
-                // `+e.reverses` keeps SQLite off the `reverses` index, which would walk every
-                // original entry of the ledger; the party index finds this citizen's few.
-                let first = facts.iter().min_by_key(|f| (f.received_at, f.case_id));
-                let mut history = Vec::new();
-                if let Some(ReportFacts { reporter: Reporter::Citizen { user_id, .. }, .. }) = first {
-                    let rows: Vec<(i64, i64, i64, f64, f64)> = sqlx::query_as(
-                        "SELECT e.case_id, e.amount_fen, c.created_at, c.lon, c.lat FROM ledger_entries e \
-                         JOIN cases c ON c.id = e.case_id \
-                         WHERE e.party_kind = 'citizen' AND e.party = $1 AND e.kind = 'reward' AND +e.reverses IS NULL \
-                         AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses = e.id)",
-                    )
-                    .bind(user_id.to_string())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    for (case, amount, at, lon, lat) in rows {
-                        if !ids.contains(&case) {
-                            history.push(PastReward {
-                                case_id: case,
-                                received_at: from_ms(at)?,
-                                amount_fen: amount,
-                                location: citygrid_core::case::Point { lon, lat },
-                            });
-                        }
-                    }
-                }
-                let service = first.and_then(|f| ctx.services.get(&f.class_code)).filter(|s| s.active);
-                let assessment =
-                    reward::assess(&facts, service, ctx.rules, &history, &declined, ctx.offset_minutes, &existing);
-                let new = reward::reconcile(&existing, &assessment.due, ctx.why);
-                if new.is_empty() {
-                    // Nothing to append (the common case on a re-check): end without a commit,
-                    // so a no-op reconciliation costs reads only, not a durable write.
-                    tx.rollback().await?;
-                    return Ok(Reconciled {
-                        root,
-                        cases: ids,
-                        first: assessment.first,
-                        reason: assessment.reason.map(str::to_owned),
-                        written: vec![],
-                    });
-                }
-                let mut written = Vec::new();
-                for n in &new {
-                    let collector = facts.iter().find(|f| f.case_id == n.case_id).and_then(|f| f.collector.clone());
-                    let detail = EntryDetail {
-                        set_cases: ids.clone(),
-                        collector: (n.party_kind == PartyKind::Collection).then_some(collector).flatten(),
-                        why: match n.reverses {
-                            Some(_) => format!("reversed: {}", assessment.reason.unwrap_or("no longer due")),
-                            None => ctx.why.to_owned(),
-                        },
-                    };
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO ledger_entries (kind, party_kind, party, case_id, set_root, amount_fen, rule, \
-                         reverses, needs_approval, month, created_at, data) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-                    )
-                    .bind(n.kind.as_str())
-                    .bind(n.party_kind.as_str())
-                    .bind(&n.party)
-                    .bind(n.case_id)
-                    .bind(root)
-                    .bind(n.amount_fen)
-                    .bind(&n.rule)
-                    .bind(n.reverses)
-                    .bind(n.needs_approval as i64)
-                    .bind(&month)
-                    .bind(ms(ctx.now))
-                    .bind(json(&detail)?)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    written.push(id);
-                }
-                Reconciled {
-                    root,
-                    cases: ids,
-                    first: assessment.first,
-                    reason: assessment.reason.map(str::to_owned),
-                    written,
-                }
-            })
+        both!(self, |w, r, _f| {
+            // A first look without the lock, on a reader: most calls (every re-check of a
+            // settlement) find nothing to write and never queue behind the ledger's writers.
+            let mut conn = r.acquire().await?;
+            let looked = async {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let out = reconcile_body!(tx, case_id, ctx, &month, false);
+                Ok::<_, StoreError>(out)
+            }
+            .await?;
+            drop(conn);
+            if let Some(done) = looked {
+                return Ok(done);
+            }
+            let written = ledger_tx!(w, |tx| { reconcile_body!(tx, case_id, ctx, &month, true) })?;
+            written.ok_or_else(|| corrupt("a locked reconciliation did not write"))
         })
     }
 
