@@ -655,3 +655,13 @@ fn settle_twice_gives_the_same_files() {
     let r = run(&["settle", "--month", &current, "--out", out_s, "--database", &db], COMMAND);
     assert!(!r.status.success() && r.stderr.contains("has not ended"), "{r}");
 }
+
+#[test]
+fn bench_money_ends_with_ratio() {
+    let out =
+        run(&["bench", "money", "--reports", "120", "--citizens", "12", "--runs", "1", "--clients", "2"], COMMAND);
+    assert!(out.status.success(), "bench money failed: {out}");
+    assert!(out.stdout.contains("240 entries"), "two entries a problem: {out}");
+    assert!(out.stdout.contains("settle again: frozen, same files"), "{out}");
+    assert!(ratio_line(&out) > 0.0);
+}
