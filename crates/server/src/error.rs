@@ -47,9 +47,13 @@ pub enum ApiError {
     UnsupportedMedia { detail: String },
     #[error("{detail}")]
     Invalid { code: &'static str, field: String, detail: String },
-    /// Too many requests from one account or phone in a window (429).
+    /// Too many requests from one account or phone in a window (429), with `Retry-After` when
+    /// the wait is known.
     #[error("{detail}")]
-    TooMany { detail: String },
+    TooMany { code: &'static str, field: Option<String>, detail: String, retry_after: Option<u64> },
+    /// A service the request needs (the SMS gateway) is down (503).
+    #[error("{detail}")]
+    Unavailable { code: &'static str, detail: String },
     #[error("internal error")]
     Internal(String),
 }
@@ -88,7 +92,8 @@ impl ApiError {
             ApiError::Invalid { code, field, .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, (*code).into(), Some(field.clone()))
             }
-            ApiError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited".into(), None),
+            ApiError::TooMany { code, field, .. } => (StatusCode::TOO_MANY_REQUESTS, (*code).into(), field.clone()),
+            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, (*code).into(), None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal".into(), None),
         }
     }
@@ -113,6 +118,11 @@ impl IntoResponse for ApiError {
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::TooMany { retry_after: Some(s), .. } = &self {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
         res
     }

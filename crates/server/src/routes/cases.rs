@@ -345,7 +345,10 @@ async fn limit_citizen(app: &AppState, actor: &citygrid_core::org::Actor, idem: 
         let since = now.checked_sub(window).map_err(|e| ApiError::Internal(e.to_string()))?;
         if app.store.reports_since(actor.user_id, since).await? >= i64::from(max) {
             return Err(ApiError::TooMany {
+                code: "rate_limited",
+                field: None,
                 detail: format!("at most {max} reports {what} from one account; try again later"),
+                retry_after: None,
             });
         }
     }

@@ -106,21 +106,6 @@ fn parse_phone(raw: &str, field: &str) -> ApiResult<Phone> {
     Phone::parse(raw).map_err(|e| ApiError::invalid(field, e))
 }
 
-/// A problem document for the statuses `ApiError` has no variant for (429, 503).
-fn problem(status: StatusCode, code: &str, field: Option<&str>, detail: String) -> Response {
-    let body = Problem {
-        kind: "about:blank",
-        title: status.canonical_reason().unwrap_or("error").to_owned(),
-        status: status.as_u16(),
-        code: code.to_owned(),
-        detail,
-        field: field.map(str::to_owned),
-    };
-    let mut res = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    res
-}
-
 /// The citizen account behind a request: role citizen with a proven phone, else 403.
 #[derive(Debug, Clone)]
 struct Account {
@@ -234,16 +219,12 @@ pub async fn send_code(State(app): State<AppState>, Json(req): Json<CodeRequest>
     let id = match issued {
         Ok(id) => id,
         Err((seconds, why)) => {
-            let mut res = problem(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_codes",
-                Some("phone"),
-                format!("{why}; ask again in {seconds} s"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return Ok(res);
+            return Err(ApiError::TooMany {
+                code: "too_many_codes",
+                field: Some("phone".into()),
+                detail: format!("{why}; ask again in {seconds} s"),
+                retry_after: u64::try_from(seconds).ok(),
+            });
         }
     };
     let msg = sms::Message::sign_in_code(phone.as_str(), &code, CODE_TTL_MINUTES);
@@ -251,12 +232,10 @@ pub async fn send_code(State(app): State<AppState>, Json(req): Json<CodeRequest>
         // Undelivered: the code is of no use and must not count against the limits.
         tracing::error!(error = %e, phone = %phone.masked(), "sign-in code not delivered");
         app.store.delete_code(id).await?;
-        return Ok(problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sms_unavailable",
-            None,
-            "the SMS gateway did not take the message; try again later".into(),
-        ));
+        return Err(ApiError::Unavailable {
+            code: "sms_unavailable",
+            detail: "the SMS gateway did not take the message; try again later".into(),
+        });
     }
     let out = CodeSent {
         phone_masked: phone.masked(),
