@@ -1018,6 +1018,25 @@ impl Store {
                 let data: Option<String> = sqlx::query_scalar(&select).bind(id).fetch_optional(&mut *tx).await?;
                 let case: Case = parse_json(&data.ok_or(StoreError::NotFound)?)?;
                 let event = decide(&case)?;
+                if let citygrid_core::case::Change::Void { duplicate_of: Some(target) } = &event.change {
+                    // A merge names a case that still stands, checked under its lock, so two
+                    // reports merged into each other at the same moment cannot both be voided.
+                    let select = format!("SELECT state FROM cases WHERE id = $1{for_update}");
+                    let state: Option<String> =
+                        sqlx::query_scalar(&select).bind(*target).fetch_optional(&mut *tx).await.map_err(|e| {
+                            if matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("40P01")) {
+                                StoreError::Conflict("the cases changed meanwhile; retry".into())
+                            } else {
+                                StoreError::Db(e)
+                            }
+                        })?;
+                    if !state.as_deref().is_some_and(|s| !matches!(s, "voided" | "rejected" | "refused")) {
+                        return Err(StoreError::Refused(Refusal::Invalid {
+                            field: "duplicate_of",
+                            message: format!("case {target} does not stand (voided, rejected or refused)"),
+                        }));
+                    }
+                }
                 let Some(next) = citygrid_core::case::project(Some(case.clone()), id, &event) else {
                     return Err(corrupt("event does not follow the case"));
                 };

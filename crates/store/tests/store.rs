@@ -2268,6 +2268,7 @@ conformance!(
     migration_backfills_case_positions,
     ledger_is_append_only_and_settled_months_frozen,
     concurrent_reconciliations_reward_once,
+    crossed_merges_leave_one_standing,
 );
 
 /// A verified citizen report of exposed garbage by a citizen with a proven phone.
@@ -2350,4 +2351,35 @@ async fn concurrent_reconciliations_reward_once(db: Db) {
     let page = db.store.list_ledger(&citygrid_store::LedgerFilter::default(), None, 100).await.unwrap();
     assert_eq!(page.items.len(), 2);
     assert_eq!(page.items.iter().filter(|e| e.kind == citygrid_core::reward::EntryKind::Reward).count(), 1);
+}
+
+/// Two reports merged into each other at the same moment: the store checks the named case under
+/// its lock, so at most one is voided and the problem keeps a standing root.
+async fn crossed_merges_leave_one_standing(db: Db) {
+    let w = world(&db).await;
+    for round in 0..10 {
+        let a = create(&db, &w, mins(t0(), round), &Spec::garbage(G1)).await;
+        let b = create(&db, &w, mins(t0(), round), &Spec::garbage(G1)).await;
+        let merge = |from: i64, into: i64| {
+            let (db_store, w) = (db.store.clone(), w.clone());
+            tokio::spawn(async move {
+                let input = ActionInput { note: Some("重复".into()), duplicate_of: Some(into), ..Default::default() };
+                let step = Command::parse(Action::Void, input).unwrap();
+                db_store
+                    .act(from, |c| {
+                        let class = w.class(c.kind, c.class_code.as_str());
+                        case::decide(c, &step, &w.acceptor, &w.ctx(mins(t0(), 30), class))
+                    })
+                    .await
+            })
+        };
+        let (ra, rb) = (merge(a.id, b.id), merge(b.id, a.id));
+        let (ra, rb) = (ra.await.unwrap(), rb.await.unwrap());
+        let sa = db.store.get_case(a.id).await.unwrap().unwrap().state;
+        let sb = db.store.get_case(b.id).await.unwrap().unwrap().state;
+        assert!(!(sa == State::Voided && sb == State::Voided), "round {round}: both voided ({ra:?}, {rb:?})");
+        // One merge went through, the other was refused (or, on a PostgreSQL deadlock, asked to
+        // retry); never both.
+        assert!(!(ra.is_ok() && rb.is_ok()), "round {round}: {ra:?} {rb:?}");
+    }
 }
