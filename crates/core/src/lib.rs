@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod citizen;
 pub mod codes;
 pub mod component;
+pub mod evaluation;
 pub mod org;
 pub mod reward;
 pub mod settlement;

@@ -1804,3 +1804,61 @@ fn every_state_is_reachable_and_the_fixtures_keep_the_invariants() {
     }
     assert_eq!(seen.len(), State::ALL.len());
 }
+
+/// What a whole loop with one rework counts for each subject, by hand: the evaluation's
+/// contributions folded over the log, each event with the case as it stood after it.
+#[test]
+fn evaluation_counts_a_loop_with_rework() {
+    use crate::evaluation::{contributions, metrics, Counter, SubjectKind, Tally};
+    use std::collections::BTreeMap;
+    use Action::*;
+    let mut run = Run::start(Source::Citizen, &citizen(), "2026-10-08 09:00");
+    run.act(&collector(), "2026-10-08 09:20", Verify, verified(true));
+    run.act(&acceptor(), "2026-10-08 09:30", Accept, no_input());
+    run.act(&leader(), "2026-10-08 09:40", File, no_input());
+    run.act(&dispatcher(), "2026-10-08 09:50", Dispatch, to_department(1));
+    run.act(&handler(1), "2026-10-08 10:30", Dispose, with_photos(2));
+    run.act(&collector(), "2026-10-08 10:40", Check, checked(false));
+    run.act(&handler(1), "2026-10-08 11:00", Dispose, with_photos(3));
+    run.act(&collector(), "2026-10-08 11:10", Check, checked(true));
+    run.act(&leader(), "2026-10-08 11:20", Close, no_input());
+    let mut tallies: BTreeMap<(SubjectKind, String), Tally> = BTreeMap::new();
+    for i in 0..run.events.len() {
+        let case = replay(ID, &run.events[..=i]).expect("prefix replays");
+        for c in contributions(&case, &run.events[i]) {
+            tallies.entry((c.kind, c.id)).or_default().add(c.counter, c.delta);
+        }
+    }
+    let of = |kind: SubjectKind, id: &str| tallies.get(&(kind, id.to_owned())).cloned().unwrap_or_default();
+    use Counter::*;
+    let expect = |t: &Tally, pairs: &[(Counter, i64)]| {
+        let want: BTreeMap<Counter, i64> = pairs.iter().copied().collect();
+        assert_eq!(t.0, want);
+    };
+    // The grid and every region above it count the same.
+    for level in [RegionLevel::Grid, RegionLevel::Community, RegionLevel::Street, RegionLevel::District] {
+        let code = run.case.grid_code.at_level(level).expect("level");
+        expect(
+            &of(SubjectKind::Region, code.as_str()),
+            &[(Reported, 1), (CitizenConfirmed, 1), (Filed, 1), (Reworked, 1), (Closed, 1), (ClosedOnTime, 1)],
+        );
+    }
+    let collector_id = collector().user_id.to_string();
+    expect(
+        &of(SubjectKind::Collector, &collector_id),
+        &[(Verified, 1), (VerifiedOnTime, 1), (Checked, 2), (CheckedOnTime, 2)],
+    );
+    expect(
+        &of(SubjectKind::Department, "1"),
+        &[(Dispatched, 1), (Disposed, 2), (DisposedOnTime, 2), (Reworked, 1), (Closed, 1), (ClosedOnTime, 1)],
+    );
+    expect(&of(SubjectKind::Acceptor, &acceptor().user_id.to_string()), &[(Accepted, 1), (AcceptedOnTime, 1)]);
+    expect(
+        &of(SubjectKind::Leader, &leader().user_id.to_string()),
+        &[(Filed, 1), (FiledOnTime, 1), (Closed, 1), (ClosedOnTime, 1)],
+    );
+    expect(&of(SubjectKind::Dispatcher, &dispatcher().user_id.to_string()), &[(Dispatched, 1), (DispatchedOnTime, 1)]);
+    // Department: closed 1 of 1 dispatched, both disposals on time, 1 rework in 2 disposals.
+    let d = metrics(SubjectKind::Department, &of(SubjectKind::Department, "1"));
+    assert_eq!(d.iter().map(|m| m.value).collect::<Vec<_>>(), vec![1.0, 1.0, 0.5]);
+}
