@@ -458,6 +458,48 @@ pub struct Entry {
     pub needs_approval: bool,
 }
 
+/// Where a ledger entry stands, for the people reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryStatus {
+    /// Above the approval threshold, waiting for an approver.
+    PendingApproval,
+    /// The approver said no: never paid.
+    Declined,
+    /// Will be paid (or, for a correction, offset) at the next monthly settlement.
+    Payable,
+    /// Paid, deducted or offset by a settlement.
+    Settled,
+    /// Cancelled by a correcting entry before it was paid.
+    Reversed,
+}
+
+impl EntryStatus {
+    /// From what the ledger records about an entry: settled, the entry it reverses, the entry
+    /// reversing it, and its approval.
+    pub fn of(
+        settled: bool,
+        reverses: Option<i64>,
+        reversed_by: Option<i64>,
+        needs_approval: bool,
+        approved: Option<bool>,
+    ) -> EntryStatus {
+        if settled {
+            EntryStatus::Settled
+        } else if reverses.is_some() {
+            EntryStatus::Payable
+        } else if reversed_by.is_some() {
+            EntryStatus::Reversed
+        } else if needs_approval && approved.is_none() {
+            EntryStatus::PendingApproval
+        } else if needs_approval && approved == Some(false) {
+            EntryStatus::Declined
+        } else {
+            EntryStatus::Payable
+        }
+    }
+}
+
 /// An entry to append.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NewEntry {

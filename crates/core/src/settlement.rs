@@ -233,6 +233,16 @@ pub fn previous_month(month: &str) -> Option<String> {
     Some(if m == 1 { format!("{:04}-12", y - 1) } else { format!("{y:04}-{:02}", m - 1) })
 }
 
+/// The month after `YYYY-MM`.
+pub fn next_month(month: &str) -> Option<String> {
+    let (y, m) = month.split_once('-')?;
+    let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
+    if !(1..=12).contains(&m) || month.len() != 7 {
+        return None;
+    }
+    Some(if m == 12 { format!("{:04}-01", y + 1) } else { format!("{y:04}-{:02}", m + 1) })
+}
+
 /// A well-formed `YYYY-MM`.
 pub fn valid_month(month: &str) -> bool {
     previous_month(month).is_some()
@@ -334,5 +344,8 @@ mod tests {
         assert_eq!(previous_month("2026-01").as_deref(), Some("2025-12"));
         assert_eq!(previous_month("2026-11").as_deref(), Some("2026-10"));
         assert!(!valid_month("2026-13") && !valid_month("2026-1") && !valid_month("x"));
+        assert_eq!(next_month("2026-12").as_deref(), Some("2027-01"));
+        assert_eq!(next_month("2026-09").as_deref(), Some("2026-10"));
+        assert_eq!(next_month("2026-13"), None);
     }
 }

@@ -36,28 +36,6 @@ pub struct Exclusion {
     pub created_at: Timestamp,
 }
 
-/// One reward entry of a citizen, with what the citizen's view needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RewardLine {
-    pub id: i64,
-    pub case_id: i64,
-    pub case_number: String,
-    pub amount_fen: i64,
-    pub rule: String,
-    /// The entry this one reverses (a correction).
-    pub reverses: Option<i64>,
-    /// The entry that reverses this one, if any.
-    pub reversed_by: Option<i64>,
-    pub needs_approval: bool,
-    /// The approver's decision, once taken.
-    pub approved: Option<bool>,
-    /// `YYYY-MM` the entry accrued in.
-    pub month: String,
-    /// `YYYY-MM` of the settlement that paid it.
-    pub settled_month: Option<String>,
-    pub created_at: Timestamp,
-}
-
 type AccountRow = (i64, String, String, Option<String>, i64);
 
 fn account(row: AccountRow) -> Result<CitizenAccount> {
@@ -369,42 +347,6 @@ impl Store {
     }
 
     // ---- the citizen's follow-up ---------------------------------------------------------
-
-    /// Every reward entry of a citizen (party `citizen`, the user id), newest first, with its
-    /// case number, approval, settlement and reversal.
-    pub async fn citizen_rewards(&self, user_id: i64) -> Result<Vec<RewardLine>> {
-        let sql = "SELECT e.id, e.case_id, c.number, e.amount_fen, e.rule, e.reverses, r.id, e.needs_approval, \
-                   a.approved, e.month, s.month, e.created_at \
-                   FROM ledger_entries e \
-                   JOIN cases c ON c.id = e.case_id \
-                   LEFT JOIN ledger_approvals a ON a.entry_id = e.id \
-                   LEFT JOIN settlement_lines s ON s.entry_id = e.id \
-                   LEFT JOIN ledger_entries r ON r.reverses = e.id \
-                   WHERE e.kind = 'reward' AND e.party_kind = 'citizen' AND e.party = $1 \
-                   ORDER BY e.id DESC";
-        type Row =
-            (i64, i64, String, i64, String, Option<i64>, Option<i64>, i64, Option<i64>, String, Option<String>, i64);
-        let party = user_id.to_string();
-        let rows: Vec<Row> = both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(&party).fetch_all(r).await? });
-        rows.into_iter()
-            .map(|(id, case_id, case_number, amount_fen, rule, reverses, reversed_by, na, approved, month, sm, at)| {
-                Ok(RewardLine {
-                    id,
-                    case_id,
-                    case_number,
-                    amount_fen,
-                    rule,
-                    reverses,
-                    reversed_by,
-                    needs_approval: na != 0,
-                    approved: approved.map(|a| a != 0),
-                    month,
-                    settled_month: sm,
-                    created_at: from_ms(at)?,
-                })
-            })
-            .collect()
-    }
 
     /// The logs of several cases, each oldest first, as `(case id, event)`.
     pub async fn events_of_cases(&self, ids: &[i64]) -> Result<Vec<(i64, Event)>> {

@@ -68,6 +68,18 @@ pub struct LedgerRow {
     pub detail: EntryDetail,
 }
 
+impl LedgerRow {
+    pub fn status(&self) -> reward::EntryStatus {
+        reward::EntryStatus::of(
+            self.settled_in.is_some(),
+            self.reverses,
+            self.reversed_by,
+            self.needs_approval,
+            self.approved,
+        )
+    }
+}
+
 /// Why an entry was written, in words and facts, so that every amount can be explained.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EntryDetail {

@@ -375,6 +375,43 @@ pub async fn get_case(
     Ok(Json(out(&app, in_sys(case, q.coord_sys), Some(events_in_sys(events, q.coord_sys)))))
 }
 
+/// Take one validated step on a case: scope, class, photos and a merge target checked, the
+/// store's one transaction, then the ledger brought in line. Shared by every action and by
+/// `merge`.
+pub async fn take_step(app: &AppState, auth: &Auth, id: i64, step: case::Step) -> ApiResult<Case> {
+    let case = app.store.get_case(id).await?.ok_or(ApiError::NotFound("case"))?;
+    let tree = app.departments().await?;
+    if !can_see(auth, &case, &tree) && auth.role() == Role::Citizen {
+        return Err(ApiError::NotFound("case"));
+    }
+    let class = app
+        .class(case.kind, case.class_code.as_str())
+        .ok_or_else(|| ApiError::Internal(format!("case {id} has an unknown class")))?;
+    if !step.photo_ids.is_empty() {
+        require_photos(app, &step.photo_ids).await?;
+    }
+    if let Command::Void { duplicate_of: Some(other) } = step.command {
+        // Only a standing case the actor can see may be named (ids cannot be probed this way),
+        // and never one merged into this case.
+        crate::routes::money::duplicate_target(app, auth, &tree, &case, other, "duplicate_of").await?;
+    }
+    let calendar = app.calendar();
+    let stages = app.stages();
+    let actor = auth.actor();
+    let now = app.now();
+    let updated = app
+        .store
+        .act(id, |case| {
+            let ctx = Ctx { now, calendar: &calendar, stages: &stages, departments: &tree, class: &class };
+            case::decide(case, &step, &actor, &ctx)
+        })
+        .await?;
+    // The ledger follows the case: a verification, a merge or a rejection can make or undo a
+    // reward. It runs after the commit and is idempotent; the settlement run re-checks.
+    crate::routes::money::after_change(app, &updated, step.action.as_str()).await;
+    Ok(updated)
+}
+
 /// Filters of the case list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -533,35 +570,6 @@ pub async fn act(
         })?
     };
     let step = Command::parse(action, input)?;
-    let case = app.store.get_case(id).await?.ok_or(ApiError::NotFound("case"))?;
-    let tree = app.departments().await?;
-    if !can_see(&auth, &case, &tree) && auth.role() == Role::Citizen {
-        return Err(ApiError::NotFound("case"));
-    }
-    let class = app
-        .class(case.kind, case.class_code.as_str())
-        .ok_or_else(|| ApiError::Internal(format!("case {id} has an unknown class")))?;
-    if !step.photo_ids.is_empty() {
-        require_photos(&app, &step.photo_ids).await?;
-    }
-    if let Command::Void { duplicate_of: Some(other) } = step.command {
-        // Only a standing case the actor can see may be named (ids cannot be probed this way),
-        // and never one merged into this case.
-        crate::routes::money::duplicate_target(&app, &auth, &tree, &case, other, "duplicate_of").await?;
-    }
-    let calendar = app.calendar();
-    let stages = app.stages();
-    let actor = auth.actor();
-    let now = app.now();
-    let updated = app
-        .store
-        .act(id, |case| {
-            let ctx = Ctx { now, calendar: &calendar, stages: &stages, departments: &tree, class: &class };
-            case::decide(case, &step, &actor, &ctx)
-        })
-        .await?;
-    // The ledger follows the case: a verification, a merge or a rejection can make or undo a
-    // reward. It runs after the commit and is idempotent; the settlement run re-checks.
-    crate::routes::money::after_change(&app, &updated, action.as_str()).await;
+    let updated = take_step(&app, &auth, id, step).await?;
     Ok(Json(out(&app, updated, None)))
 }

@@ -27,7 +27,8 @@ use base64::Engine;
 use citygrid_core::case::{Case, Change, EndReason, Event, State as CaseState};
 use citygrid_core::citizen::{PayoutChannel, Phone, PublicStatus};
 use citygrid_core::org::{Role, Scope};
-use citygrid_store::{CaseFilter, NewUser, User, Visibility};
+use citygrid_core::reward::{EntryKind, EntryStatus, PartyKind};
+use citygrid_store::{CaseFilter, LedgerFilter, NewUser, User, Visibility};
 use jiff::Timestamp;
 use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -467,22 +468,6 @@ pub async fn set_payout(
 
 // ---- rewards -------------------------------------------------------------------------------
 
-/// Where a reward entry stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RewardStatus {
-    /// Above the approval threshold, waiting for an approver.
-    PendingApproval,
-    /// The approver said no: not paid.
-    Declined,
-    /// Will be paid (or, for a correction, offset) at the next monthly settlement.
-    Payable,
-    /// Paid (or offset) by the settlement of `settled_month`.
-    Settled,
-    /// Cancelled by a correcting entry before it was paid.
-    Reversed,
-}
-
 /// One reward entry of the ledger (台账) as its citizen sees it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RewardOut {
@@ -495,7 +480,7 @@ pub struct RewardOut {
     pub case_number: String,
     /// `YYYY-MM` it accrued in.
     pub month: String,
-    pub status: RewardStatus,
+    pub status: EntryStatus,
     pub settled_month: Option<String>,
     /// The entry this one corrects.
     pub reverses: Option<i64>,
@@ -509,41 +494,38 @@ pub struct RewardOut {
     approved: Option<bool>,
 }
 
+/// Every reward entry of the citizen, newest first (the ledger's own list, all pages).
 async fn reward_lines(app: &AppState, user_id: i64) -> ApiResult<Vec<RewardOut>> {
-    let lines = app.store.citizen_rewards(user_id).await?;
-    Ok(lines
-        .into_iter()
-        .map(|l| {
-            let status = if l.settled_month.is_some() {
-                RewardStatus::Settled
-            } else if l.reverses.is_some() {
-                RewardStatus::Payable
-            } else if l.reversed_by.is_some() {
-                RewardStatus::Reversed
-            } else if l.needs_approval && l.approved.is_none() {
-                RewardStatus::PendingApproval
-            } else if l.needs_approval && l.approved == Some(false) {
-                RewardStatus::Declined
-            } else {
-                RewardStatus::Payable
-            };
-            RewardOut {
-                id: l.id,
-                amount_fen: l.amount_fen,
-                rule: l.rule,
-                case_id: l.case_id,
-                case_number: l.case_number,
-                month: l.month,
-                status,
-                settled_month: l.settled_month,
-                reverses: l.reverses,
-                reversed_by: l.reversed_by,
-                created_at: l.created_at,
-                needs_approval: l.needs_approval,
-                approved: l.approved,
-            }
-        })
-        .collect())
+    let filter = LedgerFilter {
+        kind: Some(EntryKind::Reward),
+        party_kind: Some(PartyKind::Citizen),
+        party: Some(user_id.to_string()),
+        ..LedgerFilter::default()
+    };
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = app.store.list_ledger(&filter, cursor, 1000).await?;
+        out.extend(page.items.into_iter().map(|l| RewardOut {
+            status: l.status(),
+            id: l.id,
+            amount_fen: l.amount_fen,
+            rule: l.rule,
+            case_id: l.case_id,
+            case_number: l.case_number,
+            month: l.month,
+            settled_month: l.settled_in,
+            reverses: l.reverses,
+            reversed_by: l.reversed_by,
+            created_at: l.created_at,
+            needs_approval: l.needs_approval,
+            approved: l.approved,
+        }));
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// The totals of a citizen's entries, exactly, in integer fen. An entry counts as earned once
@@ -623,7 +605,7 @@ pub async fn my_rewards(
 pub struct ReportReward {
     /// Net of corrections, integer fen.
     pub amount_fen: i64,
-    pub status: RewardStatus,
+    pub status: EntryStatus,
 }
 
 /// One step of a report's public timeline (no staff names, no internal steps).
@@ -781,7 +763,7 @@ async fn my_reports_out(
             let standing = mine.iter().find(|l| l.reverses.is_none() && l.reversed_by.is_none());
             ReportReward {
                 amount_fen: mine.iter().map(|l| l.amount_fen).sum(),
-                status: standing.map(|l| l.status).unwrap_or(RewardStatus::Reversed),
+                status: standing.map(|l| l.status).unwrap_or(EntryStatus::Reversed),
             }
         });
         let class_name = app.class(case.kind, case.class_code.as_str()).map(|c| c.name_zh).unwrap_or_default();

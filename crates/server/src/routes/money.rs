@@ -14,7 +14,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use citygrid_core::case::{self, Action, ActionInput, Case, Command, Ctx, State as CaseState};
+use citygrid_core::case::{self, Action, ActionInput, Case, Command, State as CaseState};
 use citygrid_core::citizen::Service;
 use citygrid_core::org::{Role, Scope};
 use citygrid_core::reward::{self, BudgetView, Candidate, DedupFacts, EntryKind, PartyKind, Rules};
@@ -71,11 +71,28 @@ fn require_city(auth: &Auth) -> ApiResult<()> {
     }
 }
 
+/// What every reconciliation reads besides the set: the rules and the citizen categories,
+/// read once per batch rather than once per problem.
+pub struct LedgerInputs {
+    rules: Rules,
+    services: HashMap<String, Service>,
+}
+
+impl LedgerInputs {
+    pub async fn load(app: &AppState) -> ApiResult<LedgerInputs> {
+        Ok(LedgerInputs {
+            rules: app.store.reward_rules().await?,
+            services: app.store.list_services().await?.into_iter().map(|s| (s.code.clone(), s)).collect(),
+        })
+    }
+}
+
 /// Reconcile the merged set of `case_id` with the current rules and map.
 pub async fn reconcile(app: &AppState, case_id: i64, why: &str) -> ApiResult<Reconciled> {
-    let rules = app.store.reward_rules().await?;
-    let services: HashMap<String, Service> =
-        app.store.list_services().await?.into_iter().map(|s| (s.code.clone(), s)).collect();
+    reconcile_with(app, &LedgerInputs::load(app).await?, case_id, why).await
+}
+
+async fn reconcile_with(app: &AppState, inputs: &LedgerInputs, case_id: i64, why: &str) -> ApiResult<Reconciled> {
     let map = app.map();
     let areas = move |lon: f64, lat: f64| {
         (
@@ -84,8 +101,8 @@ pub async fn reconcile(app: &AppState, case_id: i64, why: &str) -> ApiResult<Rec
         )
     };
     let ctx = LedgerCtx {
-        rules: &rules,
-        services: &services,
+        rules: &inputs.rules,
+        services: &inputs.services,
         offset_minutes: app.calendar().utc_offset_minutes(),
         areas: &areas,
         now: app.now(),
@@ -100,7 +117,7 @@ pub async fn after_change(app: &AppState, case: &Case, why: &str) {
     // Only these steps can change who is owed what: verification and acceptance confirm a
     // problem, rejection, refusal and voiding (merging) end or join one. Later steps of the
     // loop (dispatch to close) leave the assessment as it was.
-    if !matches!(why, "verify" | "accept" | "reject" | "refuse" | "void" | "merge") {
+    if !matches!(why, "verify" | "accept" | "reject" | "refuse" | "void") {
         return;
     }
     if let Err(e) = reconcile(app, case.id, why).await {
@@ -287,22 +304,7 @@ pub async fn merge(
         Action::Void,
         ActionInput { note: Some(note), duplicate_of: Some(into.id), ..ActionInput::default() },
     )?;
-    let class = app
-        .class(case.kind, case.class_code.as_str())
-        .ok_or_else(|| ApiError::Internal(format!("case {id} has an unknown class")))?;
-    let calendar = app.calendar();
-    let stages = app.stages();
-    let actor = auth.actor();
-    let now = app.now();
-    let updated = app
-        .store
-        .act(id, |c| {
-            let ctx = Ctx { now, calendar: &calendar, stages: &stages, departments: &tree, class: &class };
-            case::decide(c, &step, &actor, &ctx)
-        })
-        .await?;
-    after_change(&app, &updated, "merge").await;
-    Ok(Json(updated))
+    Ok(Json(crate::routes::cases::take_step(&app, &auth, id, step).await?))
 }
 
 /// The case `case` may be merged into (`void` with `duplicate_of`, or `merge`): one the actor
@@ -362,8 +364,7 @@ pub struct EntryOut {
     pub reversed_by: Option<i64>,
     pub needs_approval: bool,
     pub approved: Option<bool>,
-    /// `pending_approval`, `declined`, `payable`, `settled`, `reversed`, `reversal`.
-    pub status: String,
+    pub status: reward::EntryStatus,
     /// Accrual month, `YYYY-MM` (local).
     pub month: String,
     pub settled_in: Option<String>,
@@ -377,19 +378,7 @@ pub struct EntryOut {
 }
 
 fn entry_out(e: LedgerRow) -> EntryOut {
-    let status = if e.settled_in.is_some() {
-        "settled"
-    } else if e.reverses.is_some() {
-        "reversal"
-    } else if e.reversed_by.is_some() {
-        "reversed"
-    } else if e.needs_approval && e.approved.is_none() {
-        "pending_approval"
-    } else if e.approved == Some(false) {
-        "declined"
-    } else {
-        "payable"
-    };
+    let status = e.status();
     EntryOut {
         id: e.id,
         kind: e.kind,
@@ -407,7 +396,7 @@ fn entry_out(e: LedgerRow) -> EntryOut {
         reversed_by: e.reversed_by,
         needs_approval: e.needs_approval,
         approved: e.approved,
-        status: status.into(),
+        status,
         month: e.month,
         settled_in: e.settled_in,
         created_at: e.created_at,
@@ -594,13 +583,14 @@ pub async fn reconcile_ledger(
 
 /// Reconcile the sets of `ids`, each set once.
 async fn reconcile_all(app: &AppState, ids: &[i64], why: &str) -> ApiResult<(usize, usize)> {
+    let inputs = LedgerInputs::load(app).await?;
     let mut done = std::collections::HashSet::new();
     let (mut sets, mut written) = (0, 0);
     for id in ids {
         if done.contains(id) {
             continue;
         }
-        let r = reconcile(app, *id, why).await?;
+        let r = reconcile_with(app, &inputs, *id, why).await?;
         done.extend(r.cases.iter().copied());
         sets += 1;
         written += r.written.len();
@@ -752,7 +742,10 @@ pub async fn settle(app: &AppState, month: Option<&str>, by: Option<i64>) -> Api
     if month >= current {
         return Err(ApiError::invalid(
             "month",
-            format!("{month} has not ended yet; it can be settled from {}", next_month(&month)),
+            format!(
+                "{month} has not ended yet; it can be settled from {}",
+                settlement::next_month(&month).unwrap_or_default()
+            ),
         ));
     }
     if let Some(done) = app.store.get_settlement(&month).await? {
@@ -762,16 +755,6 @@ pub async fn settle(app: &AppState, month: Option<&str>, by: Option<i64>) -> Api
     let ids = app.store.cases_to_reconcile(since).await?;
     reconcile_all(app, &ids, "settlement").await?;
     Ok(app.store.settle_month(&month, now, by).await?)
-}
-
-fn next_month(month: &str) -> String {
-    let (y, m) = month.split_once('-').unwrap_or(("0", "0"));
-    let (y, m): (i32, u32) = (y.parse().unwrap_or(0), m.parse().unwrap_or(0));
-    if m >= 12 {
-        format!("{:04}-01", y + 1)
-    } else {
-        format!("{y:04}-{:02}", m + 1)
-    }
 }
 
 /// One settlement run.
@@ -845,7 +828,7 @@ pub struct StatementLine {
     pub rule: String,
     pub amount_fen: i64,
     pub collector: Option<String>,
-    pub status: String,
+    pub status: reward::EntryStatus,
 }
 
 /// A contractor's (or the collection company's) statement for a month (扣款明细).
