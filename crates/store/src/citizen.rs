@@ -66,8 +66,7 @@ impl Store {
     /// Create a user and its citizen account in one transaction (the demo's rewardable citizen;
     /// real citizens are created by their first sign-in, [`Store::redeem_code`]).
     pub async fn create_citizen(&self, u: &NewUser, phone: &str, channel: &str, now: Timestamp) -> Result<User> {
-        let insert_user = "INSERT INTO users (username, display_name, password_hash, role, scope, active, created_at) \
-                           VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING id";
+        let insert_user = crate::INSERT_USER;
         let insert_account =
             "INSERT INTO citizen_accounts (user_id, phone, payout_channel, payout_account, created_at) \
                               VALUES ($1, $2, $3, NULL, $4)";
@@ -212,8 +211,7 @@ impl Store {
         let used = "UPDATE otp_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL";
         let find_account = "SELECT user_id FROM citizen_accounts WHERE phone = $1";
         let read_user = "SELECT id, username, display_name, role, scope, active FROM users WHERE id = $1";
-        let insert_user = "INSERT INTO users (username, display_name, password_hash, role, scope, active, created_at) \
-                           VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING id";
+        let insert_user = crate::INSERT_USER;
         let insert_account =
             "INSERT INTO citizen_accounts (user_id, phone, payout_channel, payout_account, created_at) \
                               VALUES ($1, $2, $3, NULL, $4)";

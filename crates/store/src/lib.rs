@@ -242,6 +242,11 @@ const CASE_TABLES: [&str; 29] = [
     "settlement_files",
 ];
 
+/// A new active user: username, display name, password hash, role, scope (JSON), created at.
+/// One text for every path that makes users (staff, citizens, Open311 clients' accounts).
+pub(crate) const INSERT_USER: &str = "INSERT INTO users (username, display_name, password_hash, role, scope, active, \
+                                      created_at) VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING id";
+
 fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -834,8 +839,7 @@ impl Store {
     // ---- users and tokens ----------------------------------------------------------------
 
     pub async fn create_user(&self, u: &NewUser, now: Timestamp) -> Result<User> {
-        let sql = "INSERT INTO users (username, display_name, password_hash, role, scope, active, created_at) \
-                   VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING id";
+        let sql = INSERT_USER;
         let scope = json(&u.scope)?;
         let res: Result<i64, sqlx::Error> = both!(self, |w, _r, _f| {
             sqlx::query_scalar(sql)

@@ -73,8 +73,7 @@ impl Store {
         username: &str,
         now: Timestamp,
     ) -> Result<Open311Client> {
-        let user_sql = "INSERT INTO users (username, display_name, password_hash, role, scope, active, created_at) \
-                        VALUES ($1, $2, '!', $3, $4, 1, $5) RETURNING id";
+        let user_sql = crate::INSERT_USER;
         let client_sql = "INSERT INTO open311_clients (name, key_hash, user_id, active, created_at) \
                           VALUES ($1, $2, $3, 1, $4) RETURNING id";
         let scope = json(&Scope::Own)?;
@@ -85,6 +84,8 @@ impl Store {
                 let uid: i64 = sqlx::query_scalar(user_sql)
                     .bind(username)
                     .bind(&display)
+                    // No password can match: the account files reports, it never signs in.
+                    .bind("!")
                     .bind(Role::Citizen.as_str())
                     .bind(&scope)
                     .bind(ms(now))
