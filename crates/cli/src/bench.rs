@@ -68,6 +68,30 @@ pub enum BenchCmd {
     },
     /// The ledger: citizen reports filed and verified, every problem reconciled (what each
     /// verification triggers) and the month settled, against the raw durable insert rate.
+    /// A month's comprehensive evaluation for every subject (regions at each level,
+    /// departments, collectors, acceptors, leaders, dispatchers) from the counts kept in each
+    /// event's transaction, against a full recomputation of the month from the event log, with
+    /// millions of historical cases in the store. Ends with `ratio=<full ÷ incremental>`.
+    Evaluate {
+        /// Database to run on; default a fresh SQLite file in a temporary directory. A
+        /// PostgreSQL URL must name an empty throwaway database: the benchmark fills it.
+        #[arg(long)]
+        database: Option<String>,
+        /// Historical cases (the two years before; rows and their counts).
+        #[arg(long, default_value_t = 5_000_000)]
+        cases: u64,
+        /// Cases of the measured month, worked through the real write path with their events.
+        #[arg(long, default_value_t = 20_000)]
+        month_cases: usize,
+        /// Concurrent workers writing the month.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// City scale (1 = Xuzhou's 20,000 grids).
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+    },
     Money {
         /// Default: a fresh SQLite file. A PostgreSQL URL must name a throwaway database.
         #[arg(long)]
@@ -161,6 +185,9 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             crate::bench_map::read(database, cases, requests, clients, runs, scale).await
         }
         BenchCmd::Import { database, scale, dir } => crate::bench_map::import(database, scale, dir).await,
+        BenchCmd::Evaluate { database, cases, month_cases, clients, runs, scale } => {
+            crate::bench_evaluate::evaluate(database, cases, month_cases, clients, runs, scale).await
+        }
         BenchCmd::Money { database, reports, citizens, clients, runs } => {
             crate::bench_money::money(database, reports, citizens, clients, runs).await
         }

@@ -2,6 +2,7 @@
 //! catalogue and holiday schedules, audit the case log, and benchmark.
 
 mod bench;
+mod bench_evaluate;
 mod bench_map;
 mod bench_money;
 mod city;
@@ -93,6 +94,28 @@ enum Command {
         /// Where to write the CSV files.
         #[arg(long, default_value = ".")]
         out: std::path::PathBuf,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// The comprehensive evaluation (综合评价): print a period's rows, or with `--rebuild`
+    /// recompute the evaluation counts from the whole case log first (case writes wait
+    /// meanwhile; the result equals what the events kept incrementally).
+    Evaluate {
+        /// Recompute the counts from the event log.
+        #[arg(long)]
+        rebuild: bool,
+        /// region, department, collector, acceptor, leader, dispatcher.
+        #[arg(long, default_value = "region")]
+        subject: String,
+        /// Regions: grid, community, street, district.
+        #[arg(long)]
+        level: Option<String>,
+        /// 2026-11-05, 2026-W45, 2026-11, 2026-Q4 or 2026; default this month up to today.
+        #[arg(long)]
+        period: Option<String>,
+        /// Print the rows as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: Db,
     },
@@ -365,6 +388,39 @@ async fn main() -> Result<()> {
             );
             for name in s.files.keys() {
                 println!("  {}", out.join(name).display());
+            }
+            Ok(())
+        }
+        Command::Evaluate { rebuild, subject, level, period, json, db } => {
+            let app = state(&db).await?;
+            if rebuild {
+                let started = std::time::Instant::now();
+                let events = app.store.rebuild_evaluation(&|n| eprint!("\r{n} events folded")).await?;
+                eprintln!();
+                println!("evaluation counts rebuilt from {events} events in {:.1} s", started.elapsed().as_secs_f64());
+            }
+            use citygrid_server::routes::evaluation as ev;
+            let kind = citygrid_core::evaluation::SubjectKind::parse(&subject).ok_or_else(|| {
+                anyhow::anyhow!("--subject: region, department, collector, acceptor, leader or dispatcher")
+            })?;
+            let level = level
+                .map(|l| {
+                    citygrid_core::codes::RegionLevel::parse(&l)
+                        .ok_or_else(|| anyhow::anyhow!("--level: grid, community, street or district"))
+                })
+                .transpose()?;
+            let (from, to) =
+                ev::period_of(&app, period.as_deref(), None, None).map_err(|e| anyhow::anyhow!("--period: {e}"))?;
+            let rows = ev::evaluate(&app, &ev::EvalQuery { subject: kind, level, from, to, parent: None })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{subject} {from}..{to}: {} rows", rows.len());
+                for r in &rows {
+                    println!("{:>5}  {:<16} {:<24} {:>6.2}  {}", r.rank, r.subject_id, r.name, r.score, r.grade);
+                }
             }
             Ok(())
         }

@@ -499,10 +499,11 @@ pub enum MetricKind {
     Minutes,
 }
 
-/// One metric of a subject.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// One metric of a subject. Names and counters are static: a city's grids times the metrics
+/// are hundreds of thousands of values per evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Metric {
-    pub name: String,
+    pub name: &'static str,
     pub kind: MetricKind,
     /// The rate, count, or average minutes.
     pub value: f64,
@@ -511,52 +512,45 @@ pub struct Metric {
     /// For rates like rework and missed reports: the score counts 1 − value.
     pub lower_is_better: bool,
     /// The counters behind the numerator: what a drill-down lists.
-    pub counters: Vec<Counter>,
+    #[schema(value_type = Vec<Counter>)]
+    pub counters: &'static [Counter],
 }
 
-fn rate(name: &str, numerator: i64, denominator: i64, counters: &[Counter]) -> Metric {
+fn rate(name: &'static str, numerator: i64, denominator: i64, counters: &'static [Counter]) -> Metric {
     let value = if denominator <= 0 { 1.0 } else { numerator as f64 / denominator as f64 };
-    Metric {
-        name: name.to_owned(),
-        kind: MetricKind::Rate,
-        value,
-        numerator,
-        denominator,
-        lower_is_better: false,
-        counters: counters.to_vec(),
-    }
+    Metric { name, kind: MetricKind::Rate, value, numerator, denominator, lower_is_better: false, counters }
 }
 
-fn lower_rate(name: &str, numerator: i64, denominator: i64, counters: &[Counter]) -> Metric {
+fn lower_rate(name: &'static str, numerator: i64, denominator: i64, counters: &'static [Counter]) -> Metric {
     let value = if denominator <= 0 { 0.0 } else { numerator as f64 / denominator as f64 };
     Metric { lower_is_better: true, value, ..rate(name, numerator, denominator, counters) }
 }
 
-fn count(name: &str, n: i64, counters: &[Counter]) -> Metric {
+fn count(name: &'static str, n: i64, counters: &'static [Counter]) -> Metric {
     Metric {
-        name: name.to_owned(),
+        name,
         kind: MetricKind::Count,
         value: n as f64,
         numerator: n,
         denominator: 1,
         lower_is_better: false,
-        counters: counters.to_vec(),
+        counters,
     }
 }
 
-fn band(name: &str, n: i64, expected: i64, counters: &[Counter]) -> Metric {
+fn band(name: &'static str, n: i64, expected: i64, counters: &'static [Counter]) -> Metric {
     Metric { kind: MetricKind::Band, denominator: expected.max(1), ..count(name, n, counters) }
 }
 
-fn average(name: &str, total: i64, n: i64, counters: &[Counter]) -> Metric {
+fn average(name: &'static str, total: i64, n: i64, counters: &'static [Counter]) -> Metric {
     Metric {
-        name: name.to_owned(),
+        name,
         kind: MetricKind::Minutes,
         value: if n <= 0 { 0.0 } else { total as f64 / n as f64 },
         numerator: total,
         denominator: n,
         lower_is_better: true,
-        counters: counters.to_vec(),
+        counters,
     }
 }
 
@@ -660,7 +654,7 @@ pub fn scored_metric_names(kind: SubjectKind) -> Vec<String> {
     metrics(kind, &Tally::default(), &EvalConfig::default(), &Context::default())
         .into_iter()
         .filter(|m| matches!(m.kind, MetricKind::Rate | MetricKind::Band))
-        .map(|m| m.name)
+        .map(|m| m.name.to_owned())
         .collect()
 }
 
@@ -916,7 +910,7 @@ pub fn metric_score(m: &Metric) -> Option<f64> {
 
 /// Score 0–100: the weighted sum of the metric scores, rounded to 0.01.
 pub fn score(metrics: &[Metric], weights: &Weights) -> f64 {
-    let s: f64 = metrics.iter().filter_map(|m| Some(f64::from(*weights.get(&m.name)?) * metric_score(m)?)).sum();
+    let s: f64 = metrics.iter().filter_map(|m| Some(f64::from(*weights.get(m.name)?) * metric_score(m)?)).sum();
     (s * 100.0).round() / 100.0
 }
 

@@ -139,31 +139,41 @@ impl Store {
         prefix: Option<&str>,
     ) -> Result<Vec<(String, Tally)>> {
         let sums: Vec<String> = Counter::ALL.iter().map(|c| format!("CAST(SUM(c_{}) AS BIGINT)", c.as_str())).collect();
+        // One range read per part of the period (leading days, whole months, trailing days):
+        // each is an index range of (kind, period); an OR of them made SQLite scan the kind.
         let sql = format!(
-            "SELECT subject, {} FROM eval_counts WHERE kind = $1 AND \
-             (period BETWEEN $2 AND $3 OR period BETWEEN $4 AND $5 OR period BETWEEN $6 AND $7) \
-             AND subject LIKE $8 GROUP BY subject ORDER BY subject",
+            "SELECT subject, {} FROM eval_counts WHERE kind = $1 AND period BETWEEN $2 AND $3 \
+             AND subject LIKE $4 GROUP BY subject",
             sums.join(", ")
         );
-        let [a, b, c] = period_ranges(from, to);
         let like = format!("{}%", prefix.unwrap_or("").replace(['%', '_'], ""));
-        let rows = both!(self, |_w, r, _f| {
-            sqlx::query(&sql)
-                .bind(kind.as_str())
-                .bind(a.0)
-                .bind(a.1)
-                .bind(b.0)
-                .bind(b.1)
-                .bind(c.0)
-                .bind(c.1)
-                .bind(&like)
-                .fetch_all(r)
-                .await?
-                .into_iter()
-                .map(|row| tally_row(&row))
-                .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?
-        });
-        Ok(rows)
+        let mut out: BTreeMap<String, Tally> = BTreeMap::new();
+        for (lo, hi) in period_ranges(from, to) {
+            if lo > hi {
+                continue;
+            }
+            let part = both!(self, |_w, r, _f| {
+                sqlx::query(&sql)
+                    .bind(kind.as_str())
+                    .bind(lo)
+                    .bind(hi)
+                    .bind(&like)
+                    .fetch_all(r)
+                    .await?
+                    .into_iter()
+                    .map(|row| tally_row(&row))
+                    .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?
+            });
+            for (subject, t) in part {
+                match out.get_mut(&subject) {
+                    Some(sum) => sum.merge(&t),
+                    None => {
+                        out.insert(subject, t);
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// The counts recomputed from the event log for the days `from..=to`: every case with an
@@ -330,6 +340,54 @@ impl Store {
                 Ok(n)
             }
         }
+    }
+}
+
+impl Store {
+    /// For `citygrid bench evaluate`: the evaluation counts of the synthetic historical cases of
+    /// [`Store::bench_fill_cases`] (which have no events to count from), aggregated straight from
+    /// their rows — reported, filed, citizen reports, dispatched, closed, closed and due by the
+    /// deadline — per region level, department and reporting collector, per day and month, so the
+    /// table has the size a city's years of history give it. A bench database only: these rows
+    /// are not what a rebuild would find (there is no log behind them). Returns rows written.
+    pub async fn bench_fill_evaluation(&self) -> Result<u64> {
+        let sqlite = self.backend() == "sqlite";
+        let day = if sqlite {
+            "CAST(strftime('%Y%m%d', created_at / 1000 + 28800, 'unixepoch') AS INTEGER)"
+        } else {
+            "CAST(to_char(to_timestamp(created_at / 1000.0 + 28800) AT TIME ZONE 'UTC', 'YYYYMMDD') AS INTEGER)"
+        };
+        let filed = "state NOT IN ('reported', 'verifying', 'accepted', 'rejected', 'refused', 'voided')";
+        let subjects = [
+            ("grid", "grid_code", "1 = 1"),
+            ("community", "community_code", "1 = 1"),
+            ("street", "street_code", "1 = 1"),
+            ("district", "district_code", "1 = 1"),
+            ("department", "CAST(department_id AS TEXT)", "department_id IS NOT NULL"),
+            ("collector", "CAST(reporter_id AS TEXT)", "source = 'collector' AND reporter_id IS NOT NULL"),
+        ];
+        let mut written = 0;
+        for (kind, subject, filter) in subjects {
+            for period in [day.to_owned(), format!("({day}) / 100")] {
+                let sql = format!(
+                    "INSERT INTO eval_counts (kind, period, subject, c_reported, c_filed, c_citizen_confirmed, \
+                     c_dispatched, c_closed, c_closed_on_time, c_due, c_due_closed, c_due_closed_on_time) \
+                     SELECT '{kind}', {period}, {subject}, COUNT(*), \
+                     SUM(CASE WHEN {filed} THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN {filed} AND source = 'citizen' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN department_id IS NOT NULL THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN state = 'closed' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN state = 'closed' AND updated_at <= case_deadline THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN {filed} THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN state = 'closed' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN state = 'closed' AND updated_at <= case_deadline THEN 1 ELSE 0 END) \
+                     FROM cases WHERE {filter} GROUP BY 1, 2, 3 \
+                     ON CONFLICT (kind, period, subject) DO UPDATE SET c_reported = eval_counts.c_reported + excluded.c_reported"
+                );
+                written += both!(self, |w, _r, _f| { sqlx::query(&sql).execute(w).await?.rows_affected() });
+            }
+        }
+        Ok(written)
     }
 }
 

@@ -13,7 +13,7 @@ fn ctx(days: i64) -> Context {
 }
 
 fn by_name(m: &[Metric]) -> BTreeMap<&str, (f64, i64, i64)> {
-    m.iter().map(|m| (m.name.as_str(), (m.value, m.numerator, m.denominator))).collect()
+    m.iter().map(|m| (m.name, (m.value, m.numerator, m.denominator))).collect()
 }
 
 #[test]

@@ -19,7 +19,7 @@ use citygrid_core::org::{Role, Scope};
 use citygrid_geo::layers::AreaLayer;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -52,7 +52,7 @@ pub struct EvalQuery {
 }
 
 /// One metric as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct MetricOut {
     /// A rate 0–1, a count, or average minutes (see `kind`).
     pub value: f64,
@@ -65,24 +65,70 @@ pub struct MetricOut {
     pub weight: Option<u32>,
     /// The counters behind the numerator: `GET /api/v1/evaluations/cases?counter=` lists the
     /// cases behind each.
-    pub counters: Vec<Counter>,
+    #[schema(value_type = Vec<Counter>)]
+    pub counters: &'static [Counter],
 }
 
 /// One subject's evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct EvaluationRow {
     /// Region code, department id or user id.
     pub subject_id: String,
     pub name: String,
     /// 1 = best score of the rows asked for (ties share a rank).
     pub rank: usize,
-    pub metrics: BTreeMap<String, MetricOut>,
+    /// Metric name → value with numerator and denominator.
+    #[schema(value_type = BTreeMap<String, MetricOut>)]
+    pub metrics: MetricMap,
     /// 0–100, the weighted metric scores, rounded to 0.01.
     pub score: f64,
     pub grade: String,
     /// Regions: the region class its bands are read for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region_class: Option<String>,
+}
+
+/// A row's metrics in the order `citygrid_core::evaluation::metrics` gives them, serialised as
+/// a JSON object. A vector, not a map: a city's grids times the metrics are hundreds of
+/// thousands of entries per evaluation, and building and dropping tree maps was most of the
+/// time of answering one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricMap(pub Vec<(&'static str, MetricOut)>);
+
+impl MetricMap {
+    pub fn get(&self, name: &str) -> Option<&MetricOut> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, m)| m)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &MetricOut)> + '_ {
+        self.0.iter().map(|(n, m)| (*n, m))
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<&str> for MetricMap {
+    type Output = MetricOut;
+    fn index(&self, name: &str) -> &MetricOut {
+        match self.get(name) {
+            Some(m) => m,
+            None => panic!("no metric {name}"),
+        }
+    }
+}
+
+impl Serialize for MetricMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, m) in &self.0 {
+            map.serialize_entry(name, m)?;
+        }
+        map.end()
+    }
 }
 
 /// The evaluation configuration in force.
@@ -114,14 +160,15 @@ pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<Evaluation
     let areas = if q.subject == SubjectKind::Collector { collector_areas(app, q).await? } else { HashMap::new() };
     let days = (q.to - q.from).get_days() as i64 + 1;
     let weights = cfg.weights.get(&q.subject).cloned().unwrap_or_default();
-    let mut ids: Vec<String> = subjects.keys().cloned().collect();
+    let mut tallies = tallies;
     // Subjects with counts that are no longer listed (a removed user or region) still show.
-    ids.extend(tallies.keys().filter(|k| !subjects.contains_key(*k)).cloned());
-    let mut rows: Vec<EvaluationRow> = ids
+    let unlisted: Vec<String> = tallies.keys().filter(|k| !subjects.contains_key(*k)).cloned().collect();
+    let mut listed: Vec<(String, (String, Option<String>))> = subjects.into_iter().collect();
+    listed.extend(unlisted.into_iter().map(|id| (id.clone(), (id, None))));
+    let mut rows: Vec<EvaluationRow> = listed
         .into_iter()
-        .map(|id| {
-            let t = tallies.get(&id).cloned().unwrap_or_default();
-            let (name, username) = subjects.get(&id).cloned().unwrap_or_else(|| (id.clone(), None));
+        .map(|(id, (name, username))| {
+            let t = tallies.remove(&id).unwrap_or_default();
             let region_class = level.map(|_| cfg.region_class(&id));
             let ctx = Context {
                 level,
@@ -138,22 +185,24 @@ pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<Evaluation
                 rank: 0,
                 score,
                 region_class,
-                metrics: metrics
-                    .into_iter()
-                    .map(|m| {
-                        let scored = matches!(m.kind, MetricKind::Rate | MetricKind::Band);
-                        let out = MetricOut {
-                            value: m.value,
-                            numerator: m.numerator,
-                            denominator: m.denominator,
-                            kind: m.kind,
-                            lower_is_better: m.lower_is_better,
-                            weight: if scored { weights.get(&m.name).copied() } else { None },
-                            counters: m.counters,
-                        };
-                        (m.name, out)
-                    })
-                    .collect(),
+                metrics: MetricMap(
+                    metrics
+                        .into_iter()
+                        .map(|m| {
+                            let scored = matches!(m.kind, MetricKind::Rate | MetricKind::Band);
+                            let out = MetricOut {
+                                value: m.value,
+                                numerator: m.numerator,
+                                denominator: m.denominator,
+                                kind: m.kind,
+                                lower_is_better: m.lower_is_better,
+                                weight: if scored { weights.get(m.name).copied() } else { None },
+                                counters: m.counters,
+                            };
+                            (m.name, out)
+                        })
+                        .collect(),
+                ),
             }
         })
         .collect();
@@ -178,11 +227,14 @@ async fn subjects(
 ) -> ApiResult<HashMap<String, (String, Option<String>)>> {
     let role = match subject {
         SubjectKind::Region => {
-            let regions = app.store.list_regions(None, level).await?;
-            return Ok(regions
-                .into_iter()
-                .filter(|r| prefix.is_none_or(|p| r.code.as_str().starts_with(p)))
-                .map(|r| (r.code.as_str().to_owned(), (r.name, None)))
+            // The names are in memory (the map's), read for every lookup anyway.
+            let len = level.unwrap_or(RegionLevel::Street).code_len();
+            return Ok(app
+                .map()
+                .region_names
+                .iter()
+                .filter(|(code, _)| code.len() == len && prefix.is_none_or(|p| code.starts_with(p)))
+                .map(|(code, name)| (code.clone(), (name.clone(), None)))
                 .collect());
         }
         SubjectKind::Department => {
