@@ -335,7 +335,7 @@ impl Store {
         let sql =
             "SELECT id, month, street_code, title, points, entered_by, created_at, data FROM special_assessments \
                    WHERE month = $1 AND substr(street_code, 1, length($2)) = $2 ORDER BY id";
-        let rows: Vec<(i64, String, String, String, f64, i64, i64, String)> =
+        let rows: Vec<SpecialTuple> =
             both!(self, |_w, r, _f| { sqlx::query_as(sql).bind(month).bind(prefix.unwrap_or("")).fetch_all(r).await? });
         rows.into_iter()
             .map(|(id, month, street_code, title, points, entered_by, at, data)| {
