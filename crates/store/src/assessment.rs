@@ -73,6 +73,8 @@ pub struct DrawRow {
     pub seed: String,
     pub seed_hash: String,
     pub inputs: Inputs,
+    /// The inputs exactly as stored (and hashed): `inputs_sha256` is the SHA-256 of this text.
+    pub inputs_json: String,
     pub inputs_sha256: String,
     pub places: Vec<Place>,
     pub created_by: i64,
@@ -158,6 +160,7 @@ fn draw_row(t: DrawTuple) -> Result<DrawRow> {
         seed,
         seed_hash,
         inputs: parse_json(&inputs)?,
+        inputs_json: inputs,
         inputs_sha256,
         places: parse_json(&places)?,
         created_by,
