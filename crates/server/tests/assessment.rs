@@ -81,7 +81,11 @@ async fn configuration_is_validated_and_guarded(backend: Backend) {
     );
     let mut bad = cfg.clone();
     bad["street_classes"] = json!({"3203": "fringe"});
-    app.put_json(&admin, "/api/v1/assessments/config", &bad).await.problem(422, "invalid_field", Some("street_classes"));
+    app.put_json(&admin, "/api/v1/assessments/config", &bad).await.problem(
+        422,
+        "invalid_field",
+        Some("street_classes"),
+    );
     assert_eq!(app.store.get_setting("assessment.config").await.unwrap(), None, "nothing written");
     let mut good = cfg.clone();
     good["weights"] = json!({"digital": 50, "special": 25, "on_site": 25});
@@ -156,7 +160,12 @@ async fn special_work_ranking_and_publication(backend: Backend) {
     let got: Vec<(&str, u64, f64, f64)> = rows
         .iter()
         .map(|r| {
-            (r["street_code"].as_str().unwrap(), r["rank"].as_u64().unwrap(), r["special"].as_f64().unwrap(), r["score"].as_f64().unwrap())
+            (
+                r["street_code"].as_str().unwrap(),
+                r["rank"].as_u64().unwrap(),
+                r["special"].as_f64().unwrap(),
+                r["score"].as_f64().unwrap(),
+            )
         })
         .collect();
     assert_eq!(
@@ -188,7 +197,11 @@ async fn special_work_ranking_and_publication(backend: Backend) {
     assert_eq!(p["published"], true);
     app.request(Method::POST, publish, Some(&admin), &[], vec![]).await.problem(409, "already_published", None);
     // Frozen: no more entries for September, and the published rows stay as they were.
-    app.post_json(&evaluator, uri, &special("2026-09", "320311001", -1.0, &photo)).await.problem(409, "published", None);
+    app.post_json(&evaluator, uri, &special("2026-09", "320311001", -1.0, &photo)).await.problem(
+        409,
+        "published",
+        None,
+    );
     assert_eq!(assessment_count(&app, "special_assessments").await, 3);
     let mut cfg = app.get(&admin, "/api/v1/assessments/config").await.ok(200);
     cfg["weights"] = json!({"digital": 0, "special": 100, "on_site": 0});
@@ -403,7 +416,10 @@ async fn contract_statements_trace_their_deductions(backend: Backend) {
     assert_eq!(s["collectors_contracted"], 156);
     assert_eq!(s["collectors_active"], 1);
     let level = |name: &str| s["levels"].as_array().unwrap().iter().find(|l| l["name"] == name).unwrap().clone();
-    assert_eq!((level("coverage")["numerator"].as_i64(), level("coverage")["denominator"].as_i64()), (Some(1), Some(100)));
+    assert_eq!(
+        (level("coverage")["numerator"].as_i64(), level("coverage")["denominator"].as_i64()),
+        (Some(1), Some(100))
+    );
     assert_eq!(level("coverage")["met"], false);
     assert_eq!(level("coverage")["penalty_fen"], 577_500);
     assert_eq!(level("on_time_verification")["met"], true);
@@ -437,5 +453,9 @@ async fn contract_statements_trace_their_deductions(backend: Backend) {
         "not_found",
         None,
     );
-    app.get(&commander, "/api/v1/contracts/cleaning/statements?month=2026-09").await.problem(403, "forbidden_role", None);
+    app.get(&commander, "/api/v1/contracts/cleaning/statements?month=2026-09").await.problem(
+        403,
+        "forbidden_role",
+        None,
+    );
 }
