@@ -99,6 +99,25 @@ fn special(month: &str, street: &str, points: f64, photo: &str) -> Value {
            "items": [{"item": "垃圾清运不及时", "points": points}], "photo_ids": [photo]})
 }
 
+/// Part (a): the comprehensive evaluation's street scores for a month, by street code.
+async fn digital(app: &TestApp, token: &str, month: &str) -> std::collections::HashMap<String, f64> {
+    let last = if month == "2026-09" { "30" } else { "31" };
+    let page = app
+        .get(token, &format!("/api/v1/evaluations?subject=region&level=street&from={month}-01&to={month}-{last}"))
+        .await
+        .ok(200);
+    page["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["subject_id"].as_str().unwrap().to_owned(), r["score"].as_f64().unwrap()))
+        .collect()
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
 fn row<'a>(ranking: &'a Value, street: &str) -> &'a Value {
     ranking["rows"].as_array().unwrap().iter().find(|r| r["street_code"] == street).unwrap()
 }
@@ -152,30 +171,29 @@ async fn special_work_ranking_and_publication(backend: Backend) {
     app.post_json(&yunlong, uri, &special("2026-09", "320303001", -10.0, &photo)).await.ok(201);
     let list = app.get(&commander, "/api/v1/assessments/special?month=2026-09").await.ok(200);
     assert_eq!(list.as_array().unwrap().len(), 2, "the commander sees its district's entries");
-    // The ranking: 0.6 × 100 + 0.2 × special + 0.2 × 100.
+    // The ranking: 0.6 × (a) + 0.2 × (b) + 0.2 × (c), (a) from the comprehensive evaluation.
     let sept = app.get(&evaluator, "/api/v1/assessments/streets?month=2026-09").await.ok(200);
     assert_eq!(sept["published"], false);
+    let a = digital(&app, &evaluator, "2026-09").await;
+    assert_eq!(a.len(), 4, "one evaluation row per street");
     let rows = sept["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 4);
-    let got: Vec<(&str, u64, f64, f64)> = rows
+    for r in rows {
+        let d = a[r["street_code"].as_str().unwrap()];
+        assert_eq!(r["digital"].as_f64().unwrap(), d, "part (a) is the evaluation's score");
+        let expected =
+            round2((60.0 * d + 20.0 * r["special"].as_f64().unwrap() + 20.0 * r["on_site"].as_f64().unwrap()) / 100.0);
+        assert_eq!(r["score"].as_f64().unwrap(), expected);
+    }
+    // No case in the demo city yet: every street has the same (a), so (b) decides.
+    assert!(a.values().all(|v| *v == a["320311001"]), "{a:?}");
+    let got: Vec<(&str, u64, f64)> = rows
         .iter()
-        .map(|r| {
-            (
-                r["street_code"].as_str().unwrap(),
-                r["rank"].as_u64().unwrap(),
-                r["special"].as_f64().unwrap(),
-                r["score"].as_f64().unwrap(),
-            )
-        })
+        .map(|r| (r["street_code"].as_str().unwrap(), r["rank"].as_u64().unwrap(), r["special"].as_f64().unwrap()))
         .collect();
     assert_eq!(
         got,
-        vec![
-            ("320303002", 1, 100.0, 100.0),
-            ("320311001", 1, 100.0, 100.0),
-            ("320311002", 3, 96.0, 99.2),
-            ("320303001", 4, 90.0, 98.0),
-        ]
+        vec![("320303002", 1, 100.0), ("320311001", 1, 100.0), ("320311002", 3, 96.0), ("320303001", 4, 90.0)]
     );
     assert_eq!(row(&sept, "320311002")["special_count"], 2);
     assert_eq!(row(&sept, "320311002")["class"], "urban");
@@ -212,7 +230,9 @@ async fn special_work_ranking_and_publication(backend: Backend) {
     let oct = app.get(&evaluator, "/api/v1/assessments/streets?month=2026-10").await.ok(200);
     assert_eq!(row(&oct, "320303001")["rank"], 1);
     assert_eq!(row(&oct, "320303001")["rank_delta"], 3);
-    assert_eq!(row(&oct, "320303001")["score_delta"], 2.0);
+    let before = row(&p, "320303001")["score"].as_f64().unwrap();
+    assert_eq!(row(&oct, "320303001")["score"], 100.0, "weights now 0/100/0");
+    assert_eq!(row(&oct, "320303001")["score_delta"].as_f64().unwrap(), round2(100.0 - before));
     assert_eq!(row(&oct, "320311002")["rank_delta"], 2);
 }
 
@@ -254,6 +274,12 @@ async fn draw_commit_reveal_verify_and_findings(backend: Backend) {
         app.post_json(&evaluator, uri, &body).await.problem_in(field, 422, "invalid_field", Some(field));
     }
     assert_eq!(assessment_count(&app, "assessment_draws").await, 0);
+    // The three city-wide assessors belong to 云龙's streets (configuration), so 云龙 can only
+    // get kp-qs, whose own district is 泉山.
+    let mut cfg = app.get(&admin, "/api/v1/assessments/config").await.ok(200);
+    let yunlong = json!(["320303001", "320303002"]);
+    cfg["assessor_streets"] = json!({"evaluator": yunlong, "kp2": yunlong, "kp4": yunlong});
+    app.put_json(&admin, "/api/v1/assessments/config", &cfg).await.ok(200);
     // The draw: the hash is published, the seed is not.
     let d = app.post_json(&evaluator, uri, &json!({"month": "2026-10"})).await.ok(201);
     let id = d["id"].as_i64().unwrap();
@@ -265,6 +291,7 @@ async fn draw_commit_reveal_verify_and_findings(backend: Backend) {
     assert_eq!(places.len(), 4, "every street drawn");
     for p in &places {
         assert!(!(p.assessor == "kp-qs" && p.street_code.starts_with("320311")), "never an assessor's own street");
+        assert_eq!(p.assessor == "kp-qs", p.street_code.starts_with("320303"), "{p:?}");
         assert!(p.grid_code.starts_with(&p.street_code));
     }
     let seen = app.get(&commander, &format!("{uri}/{id}")).await.ok(200);
@@ -286,7 +313,12 @@ async fn draw_commit_reveal_verify_and_findings(backend: Backend) {
     assert_eq!(draw::draw(seed, &inputs).unwrap(), places, "reproducible from the revealed seed");
     let v = app.get(&commander, &format!("{uri}/{id}/verify")).await.ok(200);
     assert_eq!(v["valid"], true, "{v}");
-    // The next draw never repeats a pair of this one.
+    // The next draw may not repeat a pair of this one: with 云龙 reserved for kp-qs, nobody is
+    // left for it (409, nothing written); without the reservation it draws other pairs.
+    app.post_json(&evaluator, uri, &json!({"month": "2026-10"})).await.problem(409, "draw_impossible", None);
+    assert_eq!(assessment_count(&app, "assessment_draws").await, 1);
+    cfg["assessor_streets"] = json!({});
+    app.put_json(&admin, "/api/v1/assessments/config", &cfg).await.ok(200);
     let d2 = app.post_json(&evaluator, uri, &json!({"month": "2026-10", "from": "2026-10-15"})).await.ok(201);
     let places2: Vec<Place> = serde_json::from_value(d2["places"].clone()).unwrap();
     for p in &places2 {
@@ -333,13 +365,26 @@ async fn draw_commit_reveal_verify_and_findings(backend: Backend) {
     assert_eq!(case["source"], "leader");
     assert_eq!(case["state"], "reported");
     assert_eq!(case["grid_code"], place.grid_code.as_str());
+    // Every other place too, each by its assessor: kp-qs files in 云龙, outside its own scope,
+    // because the draw sent it there.
+    for p in &places[1..] {
+        let t = &tokens[&p.assessor];
+        let photo = app.photo_id(t, &tiny_png(10 + p.n as u8)).await;
+        let (lon, lat) = centre(&app, &p.grid_code);
+        let f =
+            app.post_json(t, &format!("{uri}/{id}/places/{}/findings", p.n), &finding(lon, lat, &photo)).await.ok(201);
+        assert_eq!(f["street_code"], p.street_code.as_str());
+    }
     let listed = app.get(&evaluator, &format!("{uri}/{id}/findings")).await.ok(200);
-    assert_eq!(listed.as_array().unwrap().len(), 1);
-    // The finding takes its points off the street's on-site part of October.
+    assert_eq!(listed.as_array().unwrap().len(), 4);
+    let theirs = app.get(&commander, &format!("{uri}/{id}/findings")).await.ok(200);
+    assert_eq!(theirs.as_array().unwrap().len(), 2, "a district sees its streets' findings");
+    // A finding takes its points off the street's on-site part of October.
     let oct = app.get(&evaluator, "/api/v1/assessments/streets?month=2026-10").await.ok(200);
     let r = row(&oct, &place.street_code);
     assert_eq!((r["on_site"].as_f64(), r["findings"].as_u64()), (Some(98.0), Some(1)));
-    assert_eq!(r["score"], 99.6);
+    let d = digital(&app, &evaluator, "2026-10").await[&place.street_code];
+    assert_eq!(r["score"].as_f64().unwrap(), round2(0.6 * d + 20.0 + 0.2 * 98.0));
     app.assert_replays().await;
 }
 

@@ -9,6 +9,7 @@
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Json, Path, Problem, Query};
 use crate::routes::cases::{LocationIn, ReportBody};
+use crate::routes::evaluation::{evaluate, EvalQuery};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -18,6 +19,7 @@ use citygrid_core::assessment::draw::{self, Assessor, GridWeight, Inputs, Place,
 use citygrid_core::assessment::{self, Config, PartWeights, RankRow, SpecialItem, StreetParts};
 use citygrid_core::case::{self, Source};
 use citygrid_core::codes::{Kind, RegionCode, RegionLevel};
+use citygrid_core::evaluation::SubjectKind;
 use citygrid_core::org::{Actor, Role, Scope};
 use citygrid_core::reward::{self, EntryKind, PartyKind};
 use citygrid_core::settlement;
@@ -157,15 +159,12 @@ pub async fn put_config(State(app): State<AppState>, auth: Auth, Json(cfg): Json
 // ---- street ranking ------------------------------------------------------------------------
 
 /// Part (a) of every street for a month: the digital-urban-management score (数字城管考核) of
-/// the comprehensive evaluation, the street as a region subject, 0–100, by street code.
-///
-/// The one place part (a) comes from. At merge it becomes a call of
-/// `crate::routes::evaluation::evaluate(app, &EvalQuery { subject: SubjectKind::Region, level:
-/// Some(RegionLevel::Street), from, to, .. })`, mapping each row's `subject_id` to its `score`.
-/// Until then no street has an evaluation row, and [`street_parts`] counts a street without one
-/// as 100, like the evaluation itself counts "nothing to do" as fully done.
-async fn digital_scores(_app: &AppState, _from: Date, _to: Date) -> ApiResult<HashMap<String, f64>> {
-    Ok(HashMap::new())
+/// the comprehensive evaluation (综合评价), the street as a region subject, 0–100, by street
+/// code — the one place part (a) comes from. A street the evaluation has no row for counts as
+/// 100, as the evaluation itself counts "nothing to do" as fully done.
+async fn digital_scores(app: &AppState, from: Date, to: Date) -> ApiResult<HashMap<String, f64>> {
+    let q = EvalQuery { subject: SubjectKind::Region, level: Some(RegionLevel::Street), from, to, parent: None };
+    Ok(evaluate(app, &q).await?.into_iter().map(|r| (r.subject_id, r.score)).collect())
 }
 
 /// Every street's three parts in `month`.
@@ -856,9 +855,11 @@ fn finding_out(f: FindingRow) -> FindingOut {
 /// (领导交办): a problem the supervising authority found and hands down, already established on
 /// site (no verification step), which counts neither as a collector's report (it is what the
 /// collectors missed) nor as a citizen's (no reward). The case records the assessor's own user
-/// id as reporter; only the role it acts in is the leader's.
-fn finding_actor(auth: &Auth) -> Actor {
-    Actor { role: Role::Leader, ..auth.actor() }
+/// id as reporter; the role it acts in is the leader's, and its scope the drawn street: the draw
+/// is what sends an assessor there, usually outside their own district.
+fn finding_actor(auth: &Auth, street: &str) -> ApiResult<Actor> {
+    let code = RegionCode::parse(street).map_err(internal)?;
+    Ok(Actor { role: Role::Leader, scope: Scope::Region { code }, ..auth.actor() })
 }
 
 /// Record a finding at a drawn place (实地考核): by the place's assessor (or an administrator),
@@ -917,7 +918,8 @@ pub async fn add_finding(
         source: Some(Source::Leader),
         component_id: None,
     };
-    let created = crate::routes::cases::file_report(&app, finding_actor(&auth), report, None).await?;
+    let created =
+        crate::routes::cases::file_report(&app, finding_actor(&auth, &place.street_code)?, report, None).await?;
     let cfg = app.store.assessment_config().await?;
     let row = app
         .store
