@@ -208,3 +208,13 @@ fn impossible_draws_are_refused() {
     let places = draw(seed(3), &inputs(prev)).unwrap();
     assert_eq!(places[1].assessor_id, 6);
 }
+
+/// The random stream is the plain ChaCha20 keystream (key = seed, nonce 0, counter from 0), read
+/// as little-endian u64s, as the module docs say: the first three words for a seed of 0x42
+/// bytes, computed independently with Python's `cryptography` (ChaCha20, 16 zero nonce bytes).
+#[test]
+fn the_stream_is_the_chacha20_keystream() {
+    let mut rng = ChaCha20Rng::from_seed([0x42; 32]);
+    let words: Vec<u64> = (0..3).map(|_| rng.next_u64()).collect();
+    assert_eq!(words, vec![0x69ba_327f_1ff3_dda4, 0x1ef2_f3ec_50ce_146f, 0x6679_f4bd_830e_103e]);
+}
