@@ -4,6 +4,7 @@
 //! calendars and the case state machine are testable to the minute. Storage and HTTP are thin
 //! shells around these types.
 
+pub mod assessment;
 pub mod calendar;
 pub mod case;
 pub mod catalogue;

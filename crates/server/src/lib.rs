@@ -38,7 +38,8 @@ pub use state::{AppState, Clock, Settings};
         (name = "map", description = "The city map: lookups, geocoding, components, layers, tiles, import"),
         (name = "citizens", description = "Citizen accounts by phone, their reports and rewards"),
         (name = "money", description = "Rewards, deductions, the ledger, settlements and the budget"),
-        (name = "evaluation", description = "Comprehensive evaluation of regions, departments and posts"))
+        (name = "evaluation", description = "Comprehensive evaluation of regions, departments and posts"),
+        (name = "assessment", description = "Street assessment, three-random draws, contract statements"))
 )]
 struct ApiDoc;
 
@@ -87,6 +88,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::citizen::router())
         .merge(routes::money::router())
         .merge(routes::evaluation::router())
+        .merge(routes::assessment::router())
         .split_for_parts()
 }
 

@@ -11,6 +11,7 @@
 //! transaction that appends the event and rewrites the projection row, so the two never
 //! disagree, and a refused action (the domain's `decide` returns a refusal) rolls back to nothing.
 
+pub mod assessment;
 mod batch;
 mod citizen;
 mod evaluation;

@@ -1,5 +1,6 @@
 //! HTTP handlers; one module per resource, paths mirror URLs.
 
+pub mod assessment;
 pub mod cases;
 pub mod catalogue;
 pub mod citizen;

@@ -63,6 +63,19 @@ const PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/settlements/{month}", &["get"]),
     ("/api/v1/settlements/{month}/files/{name}", &["get"]),
     ("/api/v1/deductions/statements", &["get"]),
+    ("/api/v1/assessments/config", &["get", "put"]),
+    ("/api/v1/assessments/streets", &["get"]),
+    ("/api/v1/assessments/streets/{month}/publish", &["post"]),
+    ("/api/v1/assessments/special", &["get", "post"]),
+    ("/api/v1/assessments/draws", &["get", "post"]),
+    ("/api/v1/assessments/draws/{id}", &["get"]),
+    ("/api/v1/assessments/draws/{id}/inputs", &["get"]),
+    ("/api/v1/assessments/draws/{id}/reveal", &["post"]),
+    ("/api/v1/assessments/draws/{id}/verify", &["get"]),
+    ("/api/v1/assessments/draws/{id}/places/{n}/findings", &["post"]),
+    ("/api/v1/assessments/draws/{id}/findings", &["get"]),
+    ("/api/v1/contracts/collection/statements", &["get"]),
+    ("/api/v1/contracts/cleaning/statements", &["get"]),
 ];
 
 /// Operations that need no token: signing in.
