@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod error;
+pub mod report;
 pub mod routes;
 pub mod sms;
 pub mod state;
