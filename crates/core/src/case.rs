@@ -396,6 +396,12 @@ pub struct Case {
     pub return_count: u32,
     pub rework_count: u32,
     pub extension_count: u32,
+    /// The shift leader who filed it (立案), for evaluation's accurate-filing rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filed_by: Option<i64>,
+    /// The dispatcher of the latest dispatch, charged when the department returns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatched_by: Option<i64>,
     /// Marked for attention by a leader (督办).
     pub urged: bool,
     #[schema(value_type = String, format = DateTime)]
@@ -1081,6 +1087,8 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
                 verified: None,
                 duplicate_of: None,
                 end_reason: None,
+                filed_by: None,
+                dispatched_by: None,
                 dispatch_count: 0,
                 return_count: 0,
                 rework_count: 0,
@@ -1098,12 +1106,16 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
     match &e.change {
         Change::Report { .. } => return None,
         Change::Verify { confirmed } => c.verified = Some(*confirmed),
-        Change::File { urgency } => c.urgency = *urgency,
+        Change::File { urgency } => {
+            c.urgency = *urgency;
+            c.filed_by = e.actor_id;
+        }
         Change::Void { duplicate_of } => c.duplicate_of = *duplicate_of,
         Change::Dispatch { department_id, disposal_limit } => {
             c.department_id = Some(*department_id);
             c.disposal_limit = Some(*disposal_limit);
             c.dispatch_count += 1;
+            c.dispatched_by = e.actor_id;
         }
         Change::HandDown { department_id } => c.department_id = Some(*department_id),
         Change::Return { .. } => {

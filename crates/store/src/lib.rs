@@ -13,6 +13,7 @@
 
 mod batch;
 mod citizen;
+mod evaluation;
 mod map;
 mod money;
 mod open311;
@@ -20,6 +21,7 @@ mod postgres;
 mod services;
 mod sqlite;
 
+pub use evaluation::{period_ranges, CasesBehind};
 pub use map::{CaseMarker, ComponentFilter, ImportSummary, MapPage, OPEN_STATES};
 pub use money::{EntryDetail, LedgerCtx, LedgerFilter, LedgerRow, Reconciled, Settlement};
 
@@ -179,6 +181,9 @@ enum Inner {
 #[derive(Clone)]
 pub struct Store {
     inner: std::sync::Arc<Inner>,
+    /// The city's offset from UTC in minutes, which decides the local day an event is counted
+    /// on by the evaluation (set from the working calendar; China's +8 h by default).
+    offset: std::sync::Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl std::fmt::Debug for Store {
@@ -210,7 +215,7 @@ macro_rules! both {
 
 pub(crate) use both;
 
-const CASE_TABLES: [&str; 29] = [
+const CASE_TABLES: [&str; 30] = [
     "settings",
     "regions",
     "departments",
@@ -240,6 +245,7 @@ const CASE_TABLES: [&str; 29] = [
     "settlements",
     "settlement_lines",
     "settlement_files",
+    "eval_counts",
 ];
 
 /// A new active user: username, display name, password hash, role, scope (JSON), created at.
@@ -296,6 +302,8 @@ pub(crate) struct CreateJob {
     pub day: String,
     pub idem: Option<Idempotency>,
     pub now: Timestamp,
+    /// The city's offset from UTC, minutes (the evaluation's local day).
+    pub offset: i32,
     /// The report event, or why the domain refused it (kept so that a retry with a key that
     /// succeeded before still gets its case back).
     pub event: std::result::Result<Event, Refusal>,
@@ -413,6 +421,8 @@ macro_rules! create_in {
             let case = Case { id, ..case };
             sqlx::query(set_data).bind(json(&case)?).bind(id).execute(&mut *$c).await?;
             $crate::append_event!($c, id, &event);
+            let counts = $crate::evaluation::event_rows(None, &case, &event, job.offset);
+            $crate::evaluation::add_counts!($c, &counts);
             if let Some(k) = &job.idem {
                 sqlx::query(idem_set).bind(id).bind(k.user_id).bind(&k.key).execute(&mut *$c).await?;
             }
@@ -536,7 +546,10 @@ impl Store {
         } else {
             return Err(StoreError::Url(url.to_owned()));
         };
-        Ok(Store { inner: std::sync::Arc::new(inner) })
+        Ok(Store {
+            inner: std::sync::Arc::new(inner),
+            offset: std::sync::Arc::new(std::sync::atomic::AtomicI32::new(8 * 60)),
+        })
     }
 
     /// `sqlite` or `postgres`.
@@ -984,7 +997,7 @@ impl Store {
             }
             _ => {}
         }
-        let job = CreateJob { day: day.to_owned(), idem: idem.cloned(), now, event };
+        let job = CreateJob { day: day.to_owned(), idem: idem.cloned(), now, offset: self.utc_offset_minutes(), event };
         match &*self.inner {
             Inner::Sqlite(p) => p.batcher.submit(job).await,
             Inner::Postgres(p) => p.batcher.submit(job).await,
@@ -1014,6 +1027,7 @@ impl Store {
         let update = "UPDATE cases SET state = $1, department_id = $2, deadline = $3, case_deadline = $4, \
                       urged = $5, updated_at = $6, version = $7, urgency = $8, data = $9, duplicate_of = $12 \
                       WHERE id = $10 AND version = $11";
+        let offset = self.utc_offset_minutes();
         both!(self, |w, _r, for_update| {
             let mut conn = w.acquire().await?;
             let result = async {
@@ -1064,6 +1078,8 @@ impl Store {
                     return Err(StoreError::Conflict("the case changed meanwhile; retry".into()));
                 }
                 append_event!(tx, id, &event);
+                let counts = evaluation::event_rows(Some(&case), &next, &event, offset);
+                evaluation::add_counts!(tx, &counts);
                 tx.commit().await?;
                 Ok::<Case, StoreError>(next)
             }

@@ -1530,6 +1530,8 @@ impl Store {
             verified: None,
             duplicate_of: None,
             end_reason: None,
+            filed_by: None,
+            dispatched_by: None,
             dispatch_count: 0,
             return_count: 0,
             rework_count: 0,

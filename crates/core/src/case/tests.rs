@@ -1805,12 +1805,39 @@ fn every_state_is_reachable_and_the_fixtures_keep_the_invariants() {
     assert_eq!(seen.len(), State::ALL.len());
 }
 
+/// Sums a log's contributions per subject (all days together).
+fn tallies_of(
+    events: &[Event],
+) -> std::collections::BTreeMap<(crate::evaluation::TallyKind, String), crate::evaluation::Tally> {
+    let mut tallies: std::collections::BTreeMap<_, crate::evaluation::Tally> = Default::default();
+    let mut before: Option<Case> = None;
+    for e in events {
+        let after = project(before.clone(), ID, e).expect("the log projects");
+        for c in crate::evaluation::contributions(before.as_ref(), &after, e, 480) {
+            tallies.entry((c.kind, c.id)).or_default().add(c.counter, c.delta);
+        }
+        before = Some(after);
+    }
+    tallies
+}
+
+fn named(
+    tallies: &std::collections::BTreeMap<(crate::evaluation::TallyKind, String), crate::evaluation::Tally>,
+    kind: crate::evaluation::TallyKind,
+    id: impl ToString,
+) -> std::collections::BTreeMap<&'static str, i64> {
+    tallies.get(&(kind, id.to_string())).map(|t| t.named()).unwrap_or_default()
+}
+
+fn pairs(p: &[(&'static str, i64)]) -> std::collections::BTreeMap<&'static str, i64> {
+    p.iter().copied().collect()
+}
+
 /// What a whole loop with one rework counts for each subject, by hand: the evaluation's
-/// contributions folded over the log, each event with the case as it stood after it.
+/// contributions summed over the log.
 #[test]
 fn evaluation_counts_a_loop_with_rework() {
-    use crate::evaluation::{contributions, metrics, Counter, SubjectKind, Tally};
-    use std::collections::BTreeMap;
+    use crate::evaluation::TallyKind;
     use Action::*;
     let mut run = Run::start(Source::Citizen, &citizen(), "2026-10-08 09:00");
     run.act(&collector(), "2026-10-08 09:20", Verify, verified(true));
@@ -1822,43 +1849,216 @@ fn evaluation_counts_a_loop_with_rework() {
     run.act(&handler(1), "2026-10-08 11:00", Dispose, with_photos(3));
     run.act(&collector(), "2026-10-08 11:10", Check, checked(true));
     run.act(&leader(), "2026-10-08 11:20", Close, no_input());
-    let mut tallies: BTreeMap<(SubjectKind, String), Tally> = BTreeMap::new();
-    for i in 0..run.events.len() {
-        let case = replay(ID, &run.events[..=i]).expect("prefix replays");
-        for c in contributions(&case, &run.events[i]) {
-            tallies.entry((c.kind, c.id)).or_default().add(c.counter, c.delta);
-        }
-    }
-    let of = |kind: SubjectKind, id: &str| tallies.get(&(kind, id.to_owned())).cloned().unwrap_or_default();
-    use Counter::*;
-    let expect = |t: &Tally, pairs: &[(Counter, i64)]| {
-        let want: BTreeMap<Counter, i64> = pairs.iter().copied().collect();
-        assert_eq!(t.0, want);
-    };
-    // The grid and every region above it count the same.
-    for level in [RegionLevel::Grid, RegionLevel::Community, RegionLevel::Street, RegionLevel::District] {
+    let t = tallies_of(&run.events);
+    // The grid and every region above it count the same: disposal took 40 + 20 minutes
+    // (from the dispatch, then from the failed check), acceptance 30 minutes after the report.
+    for (level, kind) in [
+        (RegionLevel::Grid, TallyKind::Grid),
+        (RegionLevel::Community, TallyKind::Community),
+        (RegionLevel::Street, TallyKind::Street),
+        (RegionLevel::District, TallyKind::District),
+    ] {
         let code = run.case.grid_code.at_level(level).expect("level");
-        expect(
-            &of(SubjectKind::Region, code.as_str()),
-            &[(Reported, 1), (CitizenConfirmed, 1), (Filed, 1), (Reworked, 1), (Closed, 1), (ClosedOnTime, 1)],
+        assert_eq!(
+            named(&t, kind, code.as_str()),
+            pairs(&[
+                ("reported", 1),
+                ("citizen_confirmed", 1),
+                ("accepted", 1),
+                ("accept_minutes", 30),
+                ("filed", 1),
+                ("dispatched", 1),
+                ("disposed", 2),
+                ("dispose_minutes", 60),
+                ("reworked", 1),
+                ("closed", 1),
+                ("closed_on_time", 1),
+                ("due", 1),
+                ("due_closed", 1),
+                ("due_closed_on_time", 1),
+            ]),
+            "{level:?}"
         );
     }
-    let collector_id = collector().user_id.to_string();
-    expect(
-        &of(SubjectKind::Collector, &collector_id),
-        &[(Verified, 1), (VerifiedOnTime, 1), (Checked, 2), (CheckedOnTime, 2)],
+    assert_eq!(
+        named(&t, TallyKind::Collector, collector().user_id),
+        pairs(&[("verified", 1), ("verified_on_time", 1), ("checked", 2), ("checked_on_time", 2)])
     );
-    expect(
-        &of(SubjectKind::Department, "1"),
-        &[(Dispatched, 1), (Disposed, 2), (DisposedOnTime, 2), (Reworked, 1), (Closed, 1), (ClosedOnTime, 1)],
+    assert_eq!(
+        named(&t, TallyKind::Department, 1),
+        pairs(&[
+            ("dispatched", 1),
+            ("disposed", 2),
+            ("disposed_on_time", 2),
+            ("dispose_minutes", 60),
+            ("reworked", 1),
+            ("closed", 1),
+            ("closed_on_time", 1),
+            ("due", 1),
+            ("due_closed", 1),
+            ("due_closed_on_time", 1),
+        ])
     );
-    expect(&of(SubjectKind::Acceptor, &acceptor().user_id.to_string()), &[(Accepted, 1), (AcceptedOnTime, 1)]);
-    expect(
-        &of(SubjectKind::Leader, &leader().user_id.to_string()),
-        &[(Filed, 1), (FiledOnTime, 1), (Closed, 1), (ClosedOnTime, 1)],
+    assert_eq!(
+        named(&t, TallyKind::Acceptor, acceptor().user_id),
+        pairs(&[("accepted", 1), ("accepted_on_time", 1), ("accept_minutes", 30)])
     );
-    expect(&of(SubjectKind::Dispatcher, &dispatcher().user_id.to_string()), &[(Dispatched, 1), (DispatchedOnTime, 1)]);
-    // Department: closed 1 of 1 dispatched, both disposals on time, 1 rework in 2 disposals.
-    let d = metrics(SubjectKind::Department, &of(SubjectKind::Department, "1"));
-    assert_eq!(d.iter().map(|m| m.value).collect::<Vec<_>>(), vec![1.0, 1.0, 0.5]);
+    assert_eq!(
+        named(&t, TallyKind::Leader, leader().user_id),
+        pairs(&[("filed", 1), ("filed_on_time", 1), ("closed", 1), ("closed_on_time", 1)])
+    );
+    assert_eq!(
+        named(&t, TallyKind::Dispatcher, dispatcher().user_id),
+        pairs(&[("dispatched", 1), ("dispatched_on_time", 1)])
+    );
+    assert_eq!(t.len(), 4 + 5, "nobody else is counted");
+}
+
+/// The exception paths by hand: a collector's report filed late, dispatched to the wrong
+/// department and returned, extended, suspended over the weekend, closed after its deadline;
+/// a second report voided as its duplicate before filing; a third voided after filing.
+#[test]
+fn evaluation_counts_returns_extensions_suspensions_and_voids() {
+    use crate::evaluation::{due_facts, TallyKind};
+    use Action::*;
+    let mut run = Run::start(Source::Collector, &collector(), "2026-10-09 09:00");
+    run.act(&acceptor(), "2026-10-09 10:00", Accept, no_input());
+    // Filing is due within 30 working minutes: 11:00 is late.
+    let filed = run.act(&leader(), "2026-10-09 11:00", File, no_input());
+    assert!(filed.late);
+    run.act(&dispatcher(), "2026-10-09 11:10", Dispatch, to_department(1));
+    run.act(&handler(1), "2026-10-09 11:30", Return, with_note("不归我们"));
+    run.act(&dispatcher(), "2026-10-09 11:40", Dispatch, to_department(1));
+    run.act(&handler(1), "2026-10-09 13:00", RequestExtension, extension(Limit::working_hours(4)));
+    run.act(&leader(), "2026-10-09 14:10", ApproveExtension, no_input());
+    run.act(&handler(1), "2026-10-09 14:20", RequestSuspension, with_note("等材料"));
+    run.act(&leader(), "2026-10-09 14:30", ApproveSuspension, no_input());
+    // While suspended the case is not due at all.
+    let suspended = due_facts(&run.case, 480);
+    assert!(suspended.is_empty(), "{suspended:?}");
+    run.act(&leader(), "2026-10-12 09:00", Resume, no_input());
+    run.act(&handler(1), "2026-10-20 09:00", Dispose, with_photos(1));
+    run.act(&collector(), "2026-10-20 09:30", Check, checked(true));
+    run.act(&leader(), "2026-10-20 09:40", Close, no_input());
+    let t = tallies_of(&run.events);
+    let street = run.case.street_code.as_str().to_owned();
+    let s = named(&t, TallyKind::Street, &street);
+    assert_eq!(s.get("closed_on_time"), None, "closed after its deadline");
+    assert_eq!((s["due"], s["due_closed"], s.get("due_closed_on_time")), (1, 1, None));
+    assert_eq!((s["wrongly_dispatched"], s["dispatched"], s["extended"], s["suspended"]), (1, 2, 1, 1));
+    // The deadline-dated facts sit on the final deadline's day only.
+    let deadline_day = crate::evaluation::day_key(run.case.case_deadline.expect("deadline"), 480);
+    let mut due_days = std::collections::BTreeMap::new();
+    let mut before: Option<Case> = None;
+    for e in &run.events {
+        let after = project(before.clone(), ID, e).expect("projects");
+        for c in crate::evaluation::contributions(before.as_ref(), &after, e, 480) {
+            if c.kind == TallyKind::Street && c.counter == crate::evaluation::Counter::Due {
+                *due_days.entry(c.day).or_insert(0) += c.delta;
+            }
+        }
+        before = Some(after);
+    }
+    due_days.retain(|_, v| *v != 0);
+    assert_eq!(due_days, [(deadline_day, 1)].into());
+    assert_eq!(named(&t, TallyKind::Collector, collector().user_id)["report_filed"], 1);
+    assert_eq!(named(&t, TallyKind::Leader, leader().user_id).get("filed_on_time"), None, "filed late");
+    assert_eq!(named(&t, TallyKind::Dispatcher, dispatcher().user_id)["redispatched"], 1);
+    let d = named(&t, TallyKind::Department, 1);
+    assert_eq!((d["dispatched"], d["returned"], d["extended"], d["suspended"], d["closed"]), (2, 1, 1, 1, 1));
+
+    // A duplicate voided before filing is a justified void for the collector who reported it.
+    let mut dup = Run::start(Source::Collector, &collector(), "2026-10-09 09:05");
+    dup.act(&acceptor(), "2026-10-09 09:10", Void, ActionInput { duplicate_of: Some(ID + 1), ..with_note("重复") });
+    let t = tallies_of(&dup.events);
+    assert_eq!(
+        named(&t, TallyKind::Collector, collector().user_id),
+        pairs(&[("reported", 1), ("report_justified_void", 1)])
+    );
+    assert_eq!(named(&t, TallyKind::Grid, GRID), pairs(&[("reported", 1), ("voided", 1)]));
+
+    // Voided after filing: charged to the leader who filed it, and no longer due.
+    let mut wrong = Run::start(Source::Collector, &collector(), "2026-10-09 09:05");
+    wrong.act(&acceptor(), "2026-10-09 09:10", Accept, no_input());
+    wrong.act(&leader(), "2026-10-09 09:15", File, no_input());
+    wrong.act(&leader(), "2026-10-09 09:20", Void, with_note("无效"));
+    let t = tallies_of(&wrong.events);
+    assert_eq!(named(&t, TallyKind::Leader, leader().user_id)["voided_after_filing"], 1);
+    assert_eq!(named(&t, TallyKind::Grid, GRID).get("due"), None);
+    assert_eq!(named(&t, TallyKind::Collector, collector().user_id).get("report_justified_void"), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Over random histories (every action, random gaps crossing days, weekends and months),
+    /// the evaluation's contributions add up to what the final case and its log say directly:
+    /// the deadline-dated facts telescope to those of the final case, and each flow counter
+    /// counts its events once, on the event's day.
+    #[test]
+    fn evaluation_contributions_telescope(moves in proptest::collection::vec((0usize..64, 0u32..3, 1i64..4000), 1..40)) {
+        use crate::evaluation::{contributions, due_facts, Counter, TallyKind};
+        use std::collections::BTreeMap;
+        let mut run = Run::start(Source::Citizen, &citizen(), "2026-10-29 16:00");
+        let mut now = bj("2026-10-29 16:00");
+        let mut sums: BTreeMap<(TallyKind, String, Counter, i32), i64> = BTreeMap::new();
+        let first = run.case.clone();
+        for c in contributions(None, &first, &run.events[0], 480) {
+            *sums.entry((c.kind, c.id, c.counter, c.day)).or_default() += c.delta;
+        }
+        for (pick, variant, gap) in moves {
+            if run.case.state.is_final() {
+                break;
+            }
+            now = plus_min(now, gap);
+            let options: Vec<Action> = decided_actions().filter(|a| a.from_states().contains(&run.case.state)).collect();
+            if options.is_empty() {
+                break;
+            }
+            let action = options[pick % options.len()];
+            let role = action.roles()[variant as usize % action.roles().len()];
+            let input = match (action, variant) {
+                (Action::Check, 1) => checked(false),
+                (Action::Verify, 2) => verified(false),
+                (Action::Dispatch, 1) => to_department(3),
+                _ => valid_input(action),
+            };
+            let actor = actor_with(role, run.case.department_id.unwrap_or(1));
+            let Ok(e) = run.try_act_at(&actor, now, action, input) else { continue };
+            let before = run.case.clone();
+            let after = project(Some(before.clone()), ID, &e).expect("projects");
+            for c in contributions(Some(&before), &after, &e, 480) {
+                if !matches!(c.counter, Counter::Due | Counter::DueClosed | Counter::DueClosedOnTime) {
+                    prop_assert_eq!(c.day, crate::evaluation::day_key(e.at, 480));
+                }
+                *sums.entry((c.kind, c.id, c.counter, c.day)).or_default() += c.delta;
+            }
+            run.case = after;
+            run.events.push(e);
+        }
+        sums.retain(|_, v| *v != 0);
+        prop_assert!(sums.values().all(|v| *v > 0), "no counter ends negative: {:?}", sums);
+        let due: BTreeMap<_, i64> = sums
+            .iter()
+            .filter(|((_, _, c, _), _)| matches!(c, Counter::Due | Counter::DueClosed | Counter::DueClosedOnTime))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let direct: BTreeMap<_, i64> =
+            due_facts(&run.case, 480).into_iter().map(|c| ((c.kind, c.id, c.counter, c.day), c.delta)).collect();
+        prop_assert_eq!(due, direct);
+        let total = |kind: TallyKind, counter: Counter| -> i64 {
+            sums.iter().filter(|((k, _, c, _), _)| *k == kind && *c == counter).map(|(_, v)| v).sum()
+        };
+        let events_of = |f: &dyn Fn(&Change) -> bool| run.events.iter().filter(|e| f(&e.change)).count() as i64;
+        prop_assert_eq!(total(TallyKind::Grid, Counter::Reported), 1);
+        prop_assert_eq!(total(TallyKind::District, Counter::Filed), events_of(&|c| matches!(c, Change::File { .. })));
+        prop_assert_eq!(total(TallyKind::Street, Counter::Disposed), events_of(&|c| matches!(c, Change::Dispose)));
+        prop_assert_eq!(total(TallyKind::Department, Counter::Dispatched), events_of(&|c| matches!(c, Change::Dispatch { .. })));
+        prop_assert_eq!(total(TallyKind::Department, Counter::Returned), events_of(&|c| matches!(c, Change::Return { .. })));
+        prop_assert_eq!(total(TallyKind::Collector, Counter::Checked), events_of(&|c| matches!(c, Change::Check { .. })));
+        prop_assert_eq!(total(TallyKind::Grid, Counter::Closed), i64::from(run.case.state == State::Closed));
+        prop_assert_eq!(
+            total(TallyKind::Grid, Counter::Reworked),
+            i64::from(run.case.state == State::Closed && run.case.rework_count > 0)
+        );
+    }
 }

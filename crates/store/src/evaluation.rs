@@ -1,0 +1,389 @@
+//! The evaluation's counts (`eval_counts`): written in the transaction of every case event, read
+//! per period, rebuilt from the log.
+//!
+//! What an event counts for whom is `citygrid_core::evaluation::contributions`; this module only
+//! adds those contributions to a day row and a month row per subject, and sums rows for a
+//! period. A period is read as at most three ranges: the leading days of a partial month, the
+//! whole months, the trailing days — so a year is 12 rows per subject, a month one.
+
+use crate::{both, corrupt, ms, parse_json, Inner, Result, Store, StoreError};
+use citygrid_core::case::{Case, Event};
+use citygrid_core::evaluation::{contributions, month_key, Contribution, Counter, DayKey, Tally, TallyKind};
+use jiff::civil::Date;
+use jiff::Timestamp;
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+/// One row to add: `tally` to subject (`kind`, `subject`) in `period` (a day or a month key).
+pub(crate) struct CountRow {
+    pub kind: TallyKind,
+    pub period: i32,
+    pub subject: String,
+    pub tally: Tally,
+}
+
+/// The day rows and month rows that `contributions` add to.
+pub(crate) fn count_rows(contributions: &[Contribution]) -> Vec<CountRow> {
+    let mut rows: BTreeMap<(TallyKind, i32, &str), Tally> = BTreeMap::new();
+    for c in contributions {
+        for period in [c.day, month_key(c.day)] {
+            rows.entry((c.kind, period, c.id.as_str())).or_default().add(c.counter, c.delta);
+        }
+    }
+    rows.into_iter()
+        .filter(|(_, t)| !t.is_zero())
+        .map(|((kind, period, subject), tally)| CountRow { kind, period, subject: subject.to_owned(), tally })
+        .collect()
+}
+
+/// `INSERT … ON CONFLICT DO UPDATE SET c = c + excluded.c` over every counter column; the same
+/// text on both engines.
+pub(crate) fn upsert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let cols: Vec<String> = Counter::ALL.iter().map(|c| format!("c_{}", c.as_str())).collect();
+        let params: Vec<String> = (4..4 + cols.len()).map(|i| format!("${i}")).collect();
+        let sets: Vec<String> = cols.iter().map(|c| format!("{c} = eval_counts.{c} + excluded.{c}")).collect();
+        format!(
+            "INSERT INTO eval_counts (kind, period, subject, {}) VALUES ($1, $2, $3, {}) \
+             ON CONFLICT (kind, period, subject) DO UPDATE SET {}",
+            cols.join(", "),
+            params.join(", "),
+            sets.join(", ")
+        )
+    })
+}
+
+/// Add `$rows` (`&[CountRow]`) to `eval_counts` on the connection or transaction `$c`.
+macro_rules! add_counts {
+    ($c:ident, $rows:expr) => {{
+        for row in $rows {
+            let mut q = sqlx::query($crate::evaluation::upsert_sql())
+                .bind(row.kind.as_str())
+                .bind(row.period)
+                .bind(&row.subject);
+            for v in &row.tally.0 {
+                q = q.bind(*v);
+            }
+            q.execute(&mut *$c).await?;
+        }
+    }};
+}
+pub(crate) use add_counts;
+
+/// What one event of a case adds, as rows.
+pub(crate) fn event_rows(before: Option<&Case>, after: &Case, event: &Event, offset_minutes: i32) -> Vec<CountRow> {
+    count_rows(&contributions(before, after, event, offset_minutes))
+}
+
+fn key(d: Date) -> DayKey {
+    i32::from(d.year()) * 10_000 + i32::from(d.month()) * 100 + i32::from(d.day())
+}
+
+/// `[from, to]` (inclusive days) as period ranges: (day range, month range, day range); an
+/// empty range is `(1, 0)`.
+pub fn period_ranges(from: Date, to: Date) -> [(i32, i32); 3] {
+    const EMPTY: (i32, i32) = (1, 0);
+    if from > to {
+        return [EMPTY; 3];
+    }
+    let first_of = |d: Date| d.first_of_month();
+    let last_of = |d: Date| d.last_of_month();
+    if first_of(from) == first_of(to) && !(from == first_of(from) && to == last_of(to)) {
+        return [(key(from), key(to)), EMPTY, EMPTY];
+    }
+    // Leading partial month, whole months, trailing partial month.
+    let lead = if from == first_of(from) { EMPTY } else { (key(from), key(last_of(from))) };
+    let first_whole = if from == first_of(from) { from } else { last_of(from).tomorrow().unwrap_or(from) };
+    let trail = if to == last_of(to) { EMPTY } else { (key(first_of(to)), key(to)) };
+    let last_whole = if to == last_of(to) { to } else { first_of(to).yesterday().unwrap_or(to) };
+    let months =
+        if first_whole <= last_whole { (month_key(key(first_whole)), month_key(key(last_whole))) } else { EMPTY };
+    [lead, months, trail]
+}
+
+/// The local midnight starting `d`, as a timestamp, at `offset_minutes` east of UTC.
+fn local_midnight(d: Date, offset_minutes: i32) -> Result<Timestamp> {
+    let off = jiff::tz::Offset::from_seconds(offset_minutes * 60).map_err(corrupt)?;
+    off.to_timestamp(d.to_datetime(jiff::civil::Time::midnight())).map_err(corrupt)
+}
+
+/// A drill-down page: the cases behind one counter of one subject in a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CasesBehind {
+    /// (case id, what the case adds to the counter in the period).
+    pub cases: Vec<(i64, i64)>,
+    /// The cursor of the next page (`after`), when there may be more.
+    pub next: Option<i64>,
+}
+
+impl Store {
+    /// The city's offset from UTC in minutes: which local day an event counts on.
+    pub fn utc_offset_minutes(&self) -> i32 {
+        self.offset.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Set the city's offset (from the working calendar) before cases are written.
+    pub fn set_utc_offset_minutes(&self, minutes: i32) {
+        self.offset.store(minutes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Every subject of `kind` with its counters summed over the days `from..=to`; only
+    /// subjects whose id starts with `prefix` when one is given (regions under a region).
+    pub async fn evaluation_tallies(
+        &self,
+        kind: TallyKind,
+        from: Date,
+        to: Date,
+        prefix: Option<&str>,
+    ) -> Result<Vec<(String, Tally)>> {
+        let sums: Vec<String> = Counter::ALL.iter().map(|c| format!("CAST(SUM(c_{}) AS BIGINT)", c.as_str())).collect();
+        let sql = format!(
+            "SELECT subject, {} FROM eval_counts WHERE kind = $1 AND \
+             (period BETWEEN $2 AND $3 OR period BETWEEN $4 AND $5 OR period BETWEEN $6 AND $7) \
+             AND subject LIKE $8 GROUP BY subject ORDER BY subject",
+            sums.join(", ")
+        );
+        let [a, b, c] = period_ranges(from, to);
+        let like = format!("{}%", prefix.unwrap_or("").replace(['%', '_'], ""));
+        let rows = both!(self, |_w, r, _f| {
+            sqlx::query(&sql)
+                .bind(kind.as_str())
+                .bind(a.0)
+                .bind(a.1)
+                .bind(b.0)
+                .bind(b.1)
+                .bind(c.0)
+                .bind(c.1)
+                .bind(&like)
+                .fetch_all(r)
+                .await?
+                .into_iter()
+                .map(|row| tally_row(&row))
+                .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?
+        });
+        Ok(rows)
+    }
+
+    /// The counts recomputed from the event log for the days `from..=to`: every case with an
+    /// event in the period or due in it is replayed and its contributions in the period summed.
+    /// Must equal [`Store::evaluation_tallies`] for every subject (tested).
+    pub async fn evaluation_from_log(&self, from: Date, to: Date) -> Result<HashMap<(TallyKind, String), Tally>> {
+        let offset = self.utc_offset_minutes();
+        let (lo, hi) = (key(from), key(to));
+        let ids = self.cases_touching(from, to, None).await?;
+        let mut out: HashMap<(TallyKind, String), Tally> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            for (id, events) in self.logs_of(chunk).await? {
+                fold_log(id, &events, offset, |c| {
+                    if (lo..=hi).contains(&c.day) {
+                        out.entry((c.kind, c.id.clone())).or_default().add(c.counter, c.delta);
+                    }
+                })?;
+            }
+        }
+        out.retain(|_, t| !t.is_zero());
+        Ok(out)
+    }
+
+    /// Ids of the cases whose contributions may fall in `from..=to`: an event in the period, or
+    /// the current case deadline in it (a deadline-dated fact whose events are all earlier).
+    /// With `grid_prefix`, only cases of that region.
+    async fn cases_touching(&self, from: Date, to: Date, grid_prefix: Option<&str>) -> Result<Vec<i64>> {
+        let offset = self.utc_offset_minutes();
+        let start = ms(local_midnight(from, offset)?);
+        let end = ms(local_midnight(to.tomorrow().map_err(corrupt)?, offset)?);
+        let like = format!("{}%", grid_prefix.unwrap_or("").replace(['%', '_'], ""));
+        let sql = "SELECT e.case_id FROM case_events e JOIN cases c ON c.id = e.case_id \
+                   WHERE e.at >= $1 AND e.at < $2 AND c.grid_code LIKE $3 \
+                   UNION SELECT id FROM cases WHERE case_deadline >= $1 AND case_deadline < $2 AND grid_code LIKE $3 \
+                   ORDER BY 1";
+        let ids: Vec<i64> =
+            both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(start).bind(end).bind(&like).fetch_all(r).await? });
+        Ok(ids)
+    }
+
+    /// The logs of `ids`, oldest event first.
+    async fn logs_of(&self, ids: &[i64]) -> Result<BTreeMap<i64, Vec<Event>>> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let sql = format!("SELECT case_id, data FROM case_events WHERE case_id IN ({list}) ORDER BY case_id, seq");
+        let rows: Vec<(i64, String)> = both!(self, |_w, r, _f| { sqlx::query_as(&sql).fetch_all(r).await? });
+        let mut logs: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
+        for (id, data) in rows {
+            logs.entry(id).or_default().push(parse_json(&data)?);
+        }
+        Ok(logs)
+    }
+
+    /// The cases behind one counter of one subject in `from..=to`, in case id order after
+    /// `after`, at most `limit`: the drill-down from a figure.
+    pub async fn evaluation_cases(
+        &self,
+        kind: TallyKind,
+        subject: &str,
+        counter: Counter,
+        (from, to): (Date, Date),
+        after: i64,
+        limit: usize,
+    ) -> Result<CasesBehind> {
+        let offset = self.utc_offset_minutes();
+        let (lo, hi) = (key(from), key(to));
+        let region = matches!(kind, TallyKind::Grid | TallyKind::Community | TallyKind::Street | TallyKind::District);
+        let ids = self.cases_touching(from, to, region.then_some(subject)).await?;
+        let mut cases = Vec::new();
+        let pending: Vec<i64> = ids.into_iter().filter(|id| *id > after).collect();
+        for chunk in pending.chunks(500) {
+            for (id, events) in self.logs_of(chunk).await? {
+                let mut n = 0;
+                fold_log(id, &events, offset, |c| {
+                    if c.kind == kind && c.counter == counter && c.id == subject && (lo..=hi).contains(&c.day) {
+                        n += c.delta;
+                    }
+                })?;
+                if n != 0 {
+                    cases.push((id, n));
+                    if cases.len() == limit {
+                        return Ok(CasesBehind { next: Some(id), cases });
+                    }
+                }
+            }
+        }
+        Ok(CasesBehind { cases, next: None })
+    }
+
+    /// Recompute `eval_counts` from the whole event log, in one transaction; returns the
+    /// events folded. Case writes wait meanwhile (SQLite: the one writer; PostgreSQL: the
+    /// table lock), so no event is counted twice or missed.
+    pub async fn rebuild_evaluation(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64> {
+        let offset = self.utc_offset_minutes();
+        const CASES_PER_READ: i64 = 2_000;
+        const FLUSH_ROWS: usize = 100_000;
+        macro_rules! rebuild_on {
+            ($tx:ident, $lock:expr) => {{
+                if let Some(lock) = $lock {
+                    sqlx::query(lock).execute(&mut *$tx).await?;
+                }
+                sqlx::query("DELETE FROM eval_counts").execute(&mut *$tx).await?;
+                let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM cases").fetch_one(&mut *$tx).await?;
+                let mut acc: BTreeMap<(TallyKind, i32, String), Tally> = BTreeMap::new();
+                let mut events_done = 0u64;
+                let mut lo = 0i64;
+                while lo <= max.unwrap_or(0) {
+                    let rows: Vec<(i64, String)> = sqlx::query_as(
+                        "SELECT case_id, data FROM case_events WHERE case_id >= $1 AND case_id < $2 \
+                         ORDER BY case_id, seq",
+                    )
+                    .bind(lo)
+                    .bind(lo + CASES_PER_READ)
+                    .fetch_all(&mut *$tx)
+                    .await?;
+                    let mut start = 0;
+                    while start < rows.len() {
+                        let id = rows[start].0;
+                        let end = rows[start..].iter().position(|r| r.0 != id).map_or(rows.len(), |p| start + p);
+                        let events =
+                            rows[start..end].iter().map(|(_, d)| parse_json::<Event>(d)).collect::<Result<Vec<_>>>()?;
+                        fold_log(id, &events, offset, |c| {
+                            for period in [c.day, month_key(c.day)] {
+                                acc.entry((c.kind, period, c.id.clone())).or_default().add(c.counter, c.delta);
+                            }
+                        })?;
+                        events_done += (end - start) as u64;
+                        start = end;
+                    }
+                    if acc.len() >= FLUSH_ROWS {
+                        let rows: Vec<CountRow> = std::mem::take(&mut acc)
+                            .into_iter()
+                            .filter(|(_, t)| !t.is_zero())
+                            .map(|((kind, period, subject), tally)| CountRow { kind, period, subject, tally })
+                            .collect();
+                        add_counts!($tx, &rows);
+                    }
+                    progress(events_done);
+                    lo += CASES_PER_READ;
+                }
+                let rows: Vec<CountRow> = acc
+                    .into_iter()
+                    .filter(|(_, t)| !t.is_zero())
+                    .map(|((kind, period, subject), tally)| CountRow { kind, period, subject, tally })
+                    .collect();
+                add_counts!($tx, &rows);
+                events_done
+            }};
+        }
+        match &*self.inner {
+            Inner::Sqlite(p) => {
+                let mut conn = p.write.acquire().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let n = rebuild_on!(tx, None::<&str>);
+                tx.commit().await?;
+                Ok(n)
+            }
+            Inner::Postgres(p) => {
+                let mut tx = p.pool.begin().await?;
+                let n = rebuild_on!(tx, Some("LOCK TABLE eval_counts IN EXCLUSIVE MODE"));
+                tx.commit().await?;
+                Ok(n)
+            }
+        }
+    }
+}
+
+fn tally_row<R: Row>(row: &R) -> std::result::Result<(String, Tally), sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let subject: String = row.try_get(0)?;
+    let mut t = Tally::default();
+    for (i, c) in Counter::ALL.iter().enumerate() {
+        let v: Option<i64> = row.try_get(i + 1)?;
+        t.add(*c, v.unwrap_or(0));
+    }
+    Ok((subject, t))
+}
+
+/// Replay a case's log and hand every contribution of every event to `f`.
+fn fold_log(id: i64, events: &[Event], offset: i32, mut f: impl FnMut(&Contribution)) -> Result<()> {
+    let mut before: Option<Case> = None;
+    for e in events {
+        let after = citygrid_core::case::project(before.clone(), id, e)
+            .ok_or_else(|| StoreError::Corrupt(format!("event {} does not follow its case", e.seq)))?;
+        for c in contributions(before.as_ref(), &after, e, offset) {
+            f(&c);
+        }
+        before = Some(after);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn periods_split_into_days_and_whole_months() {
+        assert_eq!(period_ranges(d("2026-11-01"), d("2026-11-30")), [(1, 0), (202611, 202611), (1, 0)]);
+        assert_eq!(period_ranges(d("2026-11-03"), d("2026-11-09")), [(20261103, 20261109), (1, 0), (1, 0)]);
+        assert_eq!(
+            period_ranges(d("2026-10-20"), d("2027-01-10")),
+            [(20261020, 20261031), (202611, 202612), (20270101, 20270110)]
+        );
+        assert_eq!(period_ranges(d("2026-01-01"), d("2026-12-31")), [(1, 0), (202601, 202612), (1, 0)]);
+        assert_eq!(
+            period_ranges(d("2026-10-31"), d("2026-11-01")),
+            [(20261031, 20261031), (1, 0), (20261101, 20261101)]
+        );
+        assert_eq!(period_ranges(d("2026-11-02"), d("2026-11-01")), [(1, 0); 3]);
+    }
+}
