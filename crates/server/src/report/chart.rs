@@ -330,7 +330,7 @@ fn draw_trend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &TrendChart)
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .light_line_style(WHITE)
+        .light_line_style(TRANSPARENT)
         .bold_line_style(RULE)
         .x_labels(periods.len() + 2)
         .x_label_formatter(&|i| {
@@ -386,13 +386,11 @@ fn draw_trend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &TrendChart)
 
 // ---- ranking -------------------------------------------------------------------------------
 
-/// The bars in rank order: by value (highest first unless `ascending`), ties by label.
+/// The bars in rank order: by value (highest first unless `ascending`); ties keep the order
+/// they were given in (the caller's tie-break, e.g. by code), as the sort is stable.
 pub fn ranked(r: &RankingChart) -> Vec<&Bar> {
     let mut bars: Vec<&Bar> = r.bars.iter().collect();
-    bars.sort_by(|a, b| {
-        let by_value = if r.ascending { a.value.total_cmp(&b.value) } else { b.value.total_cmp(&a.value) };
-        by_value.then_with(|| a.label.cmp(&b.label))
-    });
+    bars.sort_by(|a, b| if r.ascending { a.value.total_cmp(&b.value) } else { b.value.total_cmp(&a.value) });
     bars
 }
 
@@ -670,8 +668,13 @@ mod tests {
         let rects: Vec<&str> = svg.lines().filter(|l| l.starts_with("<rect")).collect();
         assert!(rects.iter().any(|l| l.contains(&green)), "an A bar is green");
         assert!(rects.iter().any(|l| l.contains(&red_ish)), "a D bar is orange");
-        let worst_first = RankingChart { ascending: true, ..r };
+        let worst_first = RankingChart { ascending: true, ..r.clone() };
         assert_eq!(ranked(&worst_first)[0].label, "牌楼街道");
+        // Ties stay in the given order.
+        let mut tied = r;
+        tied.bars.iter_mut().for_each(|b| b.value = 50.0);
+        let order: Vec<&str> = ranked(&tied).iter().map(|b| b.label.as_str()).collect();
+        assert_eq!(order, ["牌楼街道", "丰财街道", "黄楼街道"]);
     }
 
     #[test]
