@@ -38,7 +38,8 @@ pub use state::{AppState, Clock, Settings};
         (name = "settings", description = "Stage limits and the working calendar"),
         (name = "map", description = "The city map: lookups, geocoding, components, layers, tiles, import"),
         (name = "citizens", description = "Citizen accounts by phone, their reports and rewards"),
-        (name = "money", description = "Rewards, deductions, the ledger, settlements and the budget"))
+        (name = "money", description = "Rewards, deductions, the ledger, settlements and the budget"),
+        (name = "evaluation", description = "Comprehensive evaluation of regions, departments and posts"))
 )]
 struct ApiDoc;
 
@@ -86,6 +87,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(map::cases_within))
         .merge(routes::citizen::router())
         .merge(routes::money::router())
+        .merge(routes::evaluation::router())
         .split_for_parts()
 }
 

@@ -147,7 +147,22 @@ impl AppState {
             map: RwLock::new(Arc::new(MapIndexes::empty()?)),
         }));
         state.reload().await?;
+        state.count_history().await?;
         Ok(state)
+    }
+
+    /// A database that held cases before the evaluation counts existed (migration 0009) gets
+    /// them once from its log; afterwards every event keeps them current.
+    async fn count_history(&self) -> ApiResult<()> {
+        const KEY: &str = "evaluation.counted";
+        if self.store.get_setting(KEY).await?.is_none() {
+            let events = self.store.rebuild_evaluation(&|_| {}).await?;
+            if events > 0 {
+                tracing::info!(events, "evaluation counts rebuilt from the case log");
+            }
+            self.store.put_setting(KEY, "1").await?;
+        }
+        Ok(())
     }
 
     /// Re-read everything the server caches from the store.
@@ -167,6 +182,8 @@ impl AppState {
             Some(s) => serde_json::from_str(&s).map_err(internal)?,
             None => StageLimits::default(),
         };
+        // The evaluation counts each event on the city's local day.
+        self.store.set_utc_offset_minutes(cal.utc_offset_minutes());
         *self.calendar.write().map_err(internal)? = Arc::new(cal);
         *self.stages.write().map_err(internal)? = stages;
         Ok(())

@@ -3,6 +3,7 @@
 pub mod cases;
 pub mod catalogue;
 pub mod citizen;
+pub mod evaluation;
 pub mod map;
 pub mod money;
 pub mod open311;

@@ -13,6 +13,7 @@ mod helpers;
 
 mod auth;
 mod citizen;
+mod evaluation;
 mod idempotency;
 mod list;
 mod loop_test;

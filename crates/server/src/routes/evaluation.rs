@@ -1,0 +1,670 @@
+//! Comprehensive evaluation (综合评价): one row per subject for any period, the cases behind a
+//! figure, and the configuration (weights, bands, region classes, grades).
+//!
+//! The counts are kept by the store in the transaction of every case event
+//! (`citygrid_core::evaluation::contributions`); a period's rows are a few range reads of them.
+//! The formulas are `citygrid_core::evaluation::metrics`. Here: who may see which subjects,
+//! periods, names, and the collectors' areas (the missed-report rate needs the filings in the
+//! grids each collector covers).
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, Json, Problem, Query};
+use crate::state::AppState;
+use axum::extract::State;
+use citygrid_core::codes::{RegionCode, RegionLevel};
+use citygrid_core::evaluation::{
+    self, AreaFacts, Context, Counter, EvalConfig, MetricKind, SubjectKind, Tally, TallyKind,
+};
+use citygrid_core::org::{Role, Scope};
+use citygrid_geo::layers::AreaLayer;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_evaluations))
+        .routes(routes!(evaluation_cases))
+        .routes(routes!(get_config, put_config))
+}
+
+/// Settings key of the evaluation configuration.
+pub const CONFIG_KEY: &str = "evaluation.config";
+
+/// The longest period one request may cover.
+const MAX_DAYS: i64 = 3660;
+
+/// What to evaluate: a subject kind (regions at a level, under `parent` when given) over the
+/// days `from..=to`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalQuery {
+    pub subject: SubjectKind,
+    /// Regions only: grid, community, street or district (default street).
+    pub level: Option<RegionLevel>,
+    pub from: Date,
+    /// Inclusive.
+    pub to: Date,
+    /// Regions only: just the regions under this one.
+    pub parent: Option<RegionCode>,
+}
+
+/// One metric as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MetricOut {
+    /// A rate 0–1, a count, or average minutes (see `kind`).
+    pub value: f64,
+    pub numerator: i64,
+    pub denominator: i64,
+    pub kind: MetricKind,
+    pub lower_is_better: bool,
+    /// Its weight in the score, percent; absent for figures that are not scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// The counters behind the numerator: `GET /api/v1/evaluations/cases?counter=` lists the
+    /// cases behind each.
+    pub counters: Vec<Counter>,
+}
+
+/// One subject's evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EvaluationRow {
+    /// Region code, department id or user id.
+    pub subject_id: String,
+    pub name: String,
+    /// 1 = best score of the rows asked for (ties share a rank).
+    pub rank: usize,
+    pub metrics: BTreeMap<String, MetricOut>,
+    /// 0–100, the weighted metric scores, rounded to 0.01.
+    pub score: f64,
+    pub grade: String,
+    /// Regions: the region class its bands are read for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_class: Option<String>,
+}
+
+/// The evaluation configuration in force.
+pub async fn config(app: &AppState) -> ApiResult<EvalConfig> {
+    Ok(match app.store.get_setting(CONFIG_KEY).await? {
+        Some(text) => serde_json::from_str(&text).map_err(|e| ApiError::Internal(format!("evaluation config: {e}")))?,
+        None => EvalConfig::default(),
+    })
+}
+
+/// Every subject of the query with its metrics, score, grade and rank, best first. No access
+/// check: callers check who may ask (see [`list_evaluations`]).
+pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<EvaluationRow>> {
+    let cfg = config(app).await?;
+    let level = match q.subject {
+        SubjectKind::Region => Some(q.level.unwrap_or(RegionLevel::Street)),
+        _ => None,
+    };
+    let kind = TallyKind::of(q.subject, level)
+        .ok_or_else(|| ApiError::bad_query("level", "grid, community, street or district"))?;
+    let prefix = q.parent.as_ref().map(|p| p.as_str().to_owned());
+    let tallies: HashMap<String, Tally> = app
+        .store
+        .evaluation_tallies(kind, q.from, q.to, prefix.as_deref().filter(|_| q.subject == SubjectKind::Region))
+        .await?
+        .into_iter()
+        .collect();
+    let subjects = subjects(app, q.subject, level, prefix.as_deref()).await?;
+    let areas = if q.subject == SubjectKind::Collector { collector_areas(app, q).await? } else { HashMap::new() };
+    let days = (q.to - q.from).get_days() as i64 + 1;
+    let weights = cfg.weights.get(&q.subject).cloned().unwrap_or_default();
+    let mut ids: Vec<String> = subjects.keys().cloned().collect();
+    // Subjects with counts that are no longer listed (a removed user or region) still show.
+    ids.extend(tallies.keys().filter(|k| !subjects.contains_key(*k)).cloned());
+    let mut rows: Vec<EvaluationRow> = ids
+        .into_iter()
+        .map(|id| {
+            let t = tallies.get(&id).cloned().unwrap_or_default();
+            let (name, username) = subjects.get(&id).cloned().unwrap_or_else(|| (id.clone(), None));
+            let region_class = level.map(|_| cfg.region_class(&id));
+            let ctx = Context {
+                level,
+                region_class: region_class.clone(),
+                area: username.and_then(|u| areas.get(&u).copied()).unwrap_or_default(),
+                days,
+            };
+            let metrics = evaluation::metrics(q.subject, &t, &cfg, &ctx);
+            let score = evaluation::score(&metrics, &weights);
+            EvaluationRow {
+                grade: cfg.grade(score),
+                subject_id: id,
+                name,
+                rank: 0,
+                score,
+                region_class,
+                metrics: metrics
+                    .into_iter()
+                    .map(|m| {
+                        let scored = matches!(m.kind, MetricKind::Rate | MetricKind::Band);
+                        let out = MetricOut {
+                            value: m.value,
+                            numerator: m.numerator,
+                            denominator: m.denominator,
+                            kind: m.kind,
+                            lower_is_better: m.lower_is_better,
+                            weight: if scored { weights.get(&m.name).copied() } else { None },
+                            counters: m.counters,
+                        };
+                        (m.name, out)
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.subject_id.cmp(&b.subject_id)));
+    let mut last: Option<(f64, usize)> = None;
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.rank = match last {
+            Some((s, rank)) if s == r.score => rank,
+            _ => i + 1,
+        };
+        last = Some((r.score, r.rank));
+    }
+    Ok(rows)
+}
+
+/// The subjects of a kind that exist: id → (name, username for users).
+async fn subjects(
+    app: &AppState,
+    subject: SubjectKind,
+    level: Option<RegionLevel>,
+    prefix: Option<&str>,
+) -> ApiResult<HashMap<String, (String, Option<String>)>> {
+    let role = match subject {
+        SubjectKind::Region => {
+            let regions = app.store.list_regions(None, level).await?;
+            return Ok(regions
+                .into_iter()
+                .filter(|r| prefix.is_none_or(|p| r.code.as_str().starts_with(p)))
+                .map(|r| (r.code.as_str().to_owned(), (r.name, None)))
+                .collect());
+        }
+        SubjectKind::Department => {
+            return Ok(app
+                .store
+                .list_departments()
+                .await?
+                .into_iter()
+                .map(|d| (d.id.to_string(), (d.name, None)))
+                .collect());
+        }
+        SubjectKind::Collector => Role::Collector,
+        SubjectKind::Acceptor => Role::Acceptor,
+        SubjectKind::Leader => Role::Leader,
+        SubjectKind::Dispatcher => Role::Dispatcher,
+    };
+    Ok(app
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.role == role && u.active)
+        .map(|u| (u.id.to_string(), (u.display_name, Some(u.username))))
+        .collect())
+}
+
+/// Per collector (username, the owner of a collector area): the confirmed citizen reports and
+/// the filings of the period in the grids whose centre lies in the collector's area.
+async fn collector_areas(app: &AppState, q: &EvalQuery) -> ApiResult<HashMap<String, AreaFacts>> {
+    let grids = app.store.evaluation_tallies(TallyKind::Grid, q.from, q.to, None).await?;
+    let index = app.grids();
+    let map = app.map();
+    let mut out: HashMap<String, AreaFacts> = HashMap::new();
+    for (code, t) in grids {
+        let Ok(code) = RegionCode::parse(&code) else { continue };
+        let Some((lon, lat)) = index.centroid(&code) else { continue };
+        let Some(area) = map.areas.locate(AreaLayer::CollectorArea, lon, lat) else { continue };
+        let f = out.entry(area.owner.clone()).or_default();
+        f.citizen_confirmed += t.get(Counter::CitizenConfirmed);
+        f.filed += t.get(Counter::Filed);
+    }
+    Ok(out)
+}
+
+// ---- periods -----------------------------------------------------------------------------
+
+fn bad_period(field: &str) -> ApiError {
+    ApiError::bad_query(
+        field,
+        "a day 2026-11-05, an ISO week 2026-W45, a month 2026-11, a quarter 2026-Q4 or a year 2026",
+    )
+}
+
+/// `2026-11-05`, `2026-W45`, `2026-11`, `2026-Q4`, `2026` → the days it spans.
+pub fn parse_period(s: &str) -> Option<(Date, Date)> {
+    let s = s.trim();
+    if let Ok(d) = s.parse::<Date>() {
+        return Some((d, d));
+    }
+    let year = |y: &str| y.parse::<i16>().ok().filter(|y| (1..=9999).contains(y));
+    if let Some((y, w)) = s.split_once("-W") {
+        let week: i8 = w.parse().ok()?;
+        let monday = jiff::civil::ISOWeekDate::new(year(y)?, week, jiff::civil::Weekday::Monday).ok()?.date();
+        return Some((monday, monday.checked_add(jiff::Span::new().days(6)).ok()?));
+    }
+    if let Some((y, q)) = s.split_once("-Q") {
+        let q: i8 = q.parse().ok().filter(|q| (1..=4).contains(q))?;
+        let first = jiff::civil::Date::new(year(y)?, (q - 1) * 3 + 1, 1).ok()?;
+        let last = jiff::civil::Date::new(year(y)?, q * 3, 1).ok()?.last_of_month();
+        return Some((first, last));
+    }
+    if let Some((y, m)) = s.split_once('-') {
+        let first = jiff::civil::Date::new(year(y)?, m.parse().ok()?, 1).ok()?;
+        return Some((first, first.last_of_month()));
+    }
+    if s.len() == 4 {
+        let y = year(s)?;
+        return Some((jiff::civil::Date::new(y, 1, 1).ok()?, jiff::civil::Date::new(y, 12, 31).ok()?));
+    }
+    None
+}
+
+/// The period of a request: `period`, or `from`/`to`, or this month up to today.
+pub fn period_of(
+    app: &AppState,
+    period: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> ApiResult<(Date, Date)> {
+    let day =
+        |field: &str, s: &str| s.trim().parse::<Date>().map_err(|_| ApiError::bad_query(field, "a date YYYY-MM-DD"));
+    let (from, to) = match (period, from, to) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(ApiError::bad_query("period", "give either period or from/to, not both"))
+        }
+        (Some(p), None, None) => parse_period(p).ok_or_else(|| bad_period("period"))?,
+        (None, Some(f), Some(t)) => (day("from", f)?, day("to", t)?),
+        (None, Some(_), None) => return Err(ApiError::bad_query("to", "required with from")),
+        (None, None, Some(_)) => return Err(ApiError::bad_query("from", "required with to")),
+        (None, None, None) => {
+            let offset = app.calendar().utc_offset_minutes();
+            let (y, m, d) = citygrid_core::reward::local_day(app.now(), offset);
+            let today = Date::new(y, m, d).map_err(|e| ApiError::Internal(e.to_string()))?;
+            (today.first_of_month(), today)
+        }
+    };
+    if from > to {
+        return Err(ApiError::bad_query("to", "must not be before from"));
+    }
+    if (to - from).get_days() as i64 >= MAX_DAYS {
+        return Err(ApiError::bad_query("to", format!("a period spans at most {MAX_DAYS} days")));
+    }
+    Ok((from, to))
+}
+
+// ---- who may see what ----------------------------------------------------------------------
+
+/// What a reader may see of a subject kind: `Ok(Some(prefix))` regions under `prefix`,
+/// `Ok(None)` everything of the kind; the caller filters rows with [`visible_row`].
+fn reader_scope(auth: &Auth, subject: SubjectKind) -> ApiResult<Option<String>> {
+    let out_of_scope = |detail: &str| ApiError::Forbidden { code: "out_of_scope", detail: detail.to_owned() };
+    match (&auth.user.role, &auth.user.scope) {
+        (Role::Citizen, _) => Err(ApiError::forbidden("citizens do not read evaluations")),
+        (Role::Handler, Scope::Department { .. }) if subject == SubjectKind::Department => Ok(None),
+        (Role::Handler, _) => Err(out_of_scope("a department sees its own departments' evaluation only")),
+        (Role::Collector, _) if subject == SubjectKind::Collector => Ok(None),
+        (Role::Collector, _) => Err(out_of_scope("a collector sees their own evaluation only")),
+        (_, Scope::Region { code }) if code.level() == RegionLevel::City => Ok(None),
+        (_, Scope::Region { code }) if subject == SubjectKind::Region => Ok(Some(code.as_str().to_owned())),
+        (_, Scope::Region { .. }) => Err(out_of_scope(
+            "departments and the centre's posts are evaluated city-wide: a city-scope account is needed",
+        )),
+        _ => Err(out_of_scope("no region scope")),
+    }
+}
+
+/// Rows a handler or collector may see (departments they cover, themselves).
+async fn visible_filter(app: &AppState, auth: &Auth) -> ApiResult<Option<HashSet<String>>> {
+    Ok(match (&auth.user.role, &auth.user.scope) {
+        (Role::Handler, Scope::Department { department_id }) => {
+            Some(app.departments().await?.subtree(*department_id).into_iter().map(|d| d.to_string()).collect())
+        }
+        (Role::Collector, _) => Some([auth.user.id.to_string()].into()),
+        _ => None,
+    })
+}
+
+/// The query a reader may run: the region prefix narrowed to their scope.
+fn scoped_query(auth: &Auth, mut q: EvalQuery) -> ApiResult<EvalQuery> {
+    if q.subject != SubjectKind::Region && (q.level.is_some() || q.parent.is_some()) {
+        return Err(ApiError::bad_query(
+            if q.level.is_some() { "level" } else { "parent" },
+            "only regions have levels and parents",
+        ));
+    }
+    if let Some(own) = reader_scope(auth, q.subject)? {
+        match &q.parent {
+            Some(p) if p.as_str().starts_with(&own) => {}
+            Some(_) => {
+                return Err(ApiError::Forbidden {
+                    code: "out_of_scope",
+                    detail: format!("parent is outside your region {own}"),
+                })
+            }
+            None => q.parent = Some(RegionCode::parse(&own).map_err(|e| ApiError::Internal(e.to_string()))?),
+        }
+    }
+    Ok(q)
+}
+
+// ---- handlers ------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EvalParams {
+    /// `region`, `department`, `collector`, `acceptor`, `leader` or `dispatcher`.
+    pub subject: String,
+    /// Regions: `grid`, `community`, `street` (default) or `district`.
+    pub level: Option<String>,
+    /// First day `YYYY-MM-DD` (with `to`).
+    pub from: Option<String>,
+    /// Last day, inclusive (with `from`).
+    pub to: Option<String>,
+    /// Instead of from/to: `2026-11-05`, `2026-W45`, `2026-11`, `2026-Q4` or `2026`. Default:
+    /// this month up to today.
+    pub period: Option<String>,
+    /// Regions: only those under this region code.
+    pub parent: Option<String>,
+    /// `score` (default, best first) or `subject_id`.
+    pub sort: Option<String>,
+    /// Rows to skip (paging).
+    pub offset: Option<usize>,
+    /// Rows to return (default all).
+    pub limit: Option<usize>,
+}
+
+/// A page of evaluation rows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvaluationPage {
+    pub subject: SubjectKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    #[schema(value_type = String, format = Date)]
+    pub from: Date,
+    #[schema(value_type = String, format = Date)]
+    pub to: Date,
+    pub days: i64,
+    /// Rows before paging.
+    pub total: usize,
+    pub rows: Vec<EvaluationRow>,
+}
+
+fn subject_param(s: &str) -> ApiResult<SubjectKind> {
+    SubjectKind::parse(s)
+        .ok_or_else(|| ApiError::bad_query("subject", "region, department, collector, acceptor, leader or dispatcher"))
+}
+
+fn level_param(s: Option<&str>) -> ApiResult<Option<RegionLevel>> {
+    s.map(|l| {
+        RegionLevel::parse(l)
+            .filter(|l| *l != RegionLevel::City)
+            .ok_or_else(|| ApiError::bad_query("level", "grid, community, street or district"))
+    })
+    .transpose()
+}
+
+fn parent_param(s: Option<&str>) -> ApiResult<Option<RegionCode>> {
+    s.map(|p| RegionCode::parse(p).map_err(|e| ApiError::bad_query("parent", e.to_string()))).transpose()
+}
+
+/// Build the query of a request and check the reader may run it.
+pub async fn request_query(
+    app: &AppState,
+    auth: &Auth,
+    subject: &str,
+    level: Option<&str>,
+    parent: Option<&str>,
+    period: (Option<&str>, Option<&str>, Option<&str>),
+) -> ApiResult<EvalQuery> {
+    let subject = subject_param(subject)?;
+    let q = EvalQuery {
+        subject,
+        level: level_param(level)?,
+        parent: parent_param(parent)?,
+        from: Date::MIN,
+        to: Date::MIN,
+    };
+    let (from, to) = period_of(app, period.0, period.1, period.2)?;
+    scoped_query(auth, EvalQuery { from, to, ..q })
+}
+
+/// Rows of `q` the reader may see.
+pub async fn evaluate_for(app: &AppState, auth: &Auth, q: &EvalQuery) -> ApiResult<Vec<EvaluationRow>> {
+    let mut rows = evaluate(app, q).await?;
+    if let Some(allowed) = visible_filter(app, auth).await? {
+        rows.retain(|r| allowed.contains(&r.subject_id));
+    }
+    Ok(rows)
+}
+
+/// The comprehensive evaluation (综合评价) of every subject of a kind over a period: one row
+/// per subject with its metrics (value, numerator, denominator), score and grade, best first.
+/// Regions at any level (under `parent`); departments, collectors and the centre's posts.
+/// A district account sees its district's regions; a department clerk its departments; a
+/// collector their own row; citizens nothing.
+#[utoipa::path(get, path = "/api/v1/evaluations", tag = "evaluation", security(("bearer" = [])), params(EvalParams),
+    responses((status = 200, body = EvaluationPage), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_evaluations(
+    State(app): State<AppState>,
+    auth: Auth,
+    Query(p): Query<EvalParams>,
+) -> ApiResult<Json<EvaluationPage>> {
+    let q = request_query(
+        &app,
+        &auth,
+        &p.subject,
+        p.level.as_deref(),
+        p.parent.as_deref(),
+        (p.period.as_deref(), p.from.as_deref(), p.to.as_deref()),
+    )
+    .await?;
+    let mut rows = evaluate_for(&app, &auth, &q).await?;
+    match p.sort.as_deref() {
+        None | Some("score") => {}
+        Some("subject_id") => rows.sort_by(|a, b| a.subject_id.cmp(&b.subject_id)),
+        Some(_) => return Err(ApiError::bad_query("sort", "score or subject_id")),
+    }
+    let total = rows.len();
+    let rows: Vec<EvaluationRow> =
+        rows.into_iter().skip(p.offset.unwrap_or(0)).take(p.limit.unwrap_or(usize::MAX)).collect();
+    let level = (q.subject == SubjectKind::Region).then(|| q.level.unwrap_or(RegionLevel::Street).as_str().to_owned());
+    Ok(Json(EvaluationPage {
+        subject: q.subject,
+        level,
+        from: q.from,
+        to: q.to,
+        days: (q.to - q.from).get_days() as i64 + 1,
+        total,
+        rows,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CasesParams {
+    /// As for `/api/v1/evaluations`.
+    pub subject: String,
+    pub level: Option<String>,
+    /// The subject: region code, department id or user id.
+    pub id: String,
+    /// The counter to list (a metric's `counters`), e.g. `filed`, `due_closed`, `reworked`.
+    pub counter: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub period: Option<String>,
+    /// Cursor: the `next` of the previous page.
+    pub after: Option<i64>,
+    /// 1–500, default 100.
+    pub limit: Option<usize>,
+}
+
+/// One case behind a figure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseBehind {
+    pub case_id: i64,
+    pub number: String,
+    pub state: String,
+    pub class_code: String,
+    pub grid_code: String,
+    pub description: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+    /// What the case adds to the counter in the period (1; −1 for a case counted and later
+    /// taken back, e.g. due to close in the period but moved out of it).
+    pub delta: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CasesPage {
+    pub items: Vec<CaseBehind>,
+    /// Cursor of the next page (`after`), absent on the last.
+    pub next: Option<i64>,
+}
+
+/// Drill down from a figure: the cases behind one counter of one subject in a period, in case
+/// id order, paged by cursor. The same access rules as the evaluation itself.
+#[utoipa::path(get, path = "/api/v1/evaluations/cases", tag = "evaluation", security(("bearer" = [])), params(CasesParams),
+    responses((status = 200, body = CasesPage), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn evaluation_cases(
+    State(app): State<AppState>,
+    auth: Auth,
+    Query(p): Query<CasesParams>,
+) -> ApiResult<Json<CasesPage>> {
+    let counter = Counter::ALL
+        .iter()
+        .copied()
+        .find(|c| c.as_str() == p.counter)
+        .ok_or_else(|| ApiError::bad_query("counter", "a counter name, e.g. filed, closed, due_closed"))?;
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_query("limit", "1–500"));
+    }
+    let subject = subject_param(&p.subject)?;
+    let level = match subject {
+        SubjectKind::Region => Some(level_param(p.level.as_deref())?.unwrap_or(RegionLevel::Street)),
+        _ => level_param(p.level.as_deref())?,
+    };
+    let kind = TallyKind::of(subject, level)
+        .ok_or_else(|| ApiError::bad_query("level", "grid, community, street or district"))?;
+    if subject == SubjectKind::Region {
+        let code = RegionCode::parse(&p.id).map_err(|e| ApiError::bad_query("id", e.to_string()))?;
+        if Some(code.level()) != level {
+            return Err(ApiError::bad_query("id", "not a region of that level"));
+        }
+    } else if p.id.parse::<i64>().is_err() {
+        return Err(ApiError::bad_query("id", "a department or user id"));
+    }
+    let q = request_query(
+        &app,
+        &auth,
+        &p.subject,
+        level.filter(|_| subject == SubjectKind::Region).map(|l| l.as_str()),
+        None,
+        (p.period.as_deref(), p.from.as_deref(), p.to.as_deref()),
+    )
+    .await?;
+    if let Some(parent) = &q.parent {
+        if !p.id.starts_with(parent.as_str()) {
+            return Err(ApiError::Forbidden {
+                code: "out_of_scope",
+                detail: format!("{} is outside your region", p.id),
+            });
+        }
+    }
+    if let Some(allowed) = visible_filter(&app, &auth).await? {
+        if !allowed.contains(&p.id) {
+            return Err(ApiError::Forbidden { code: "out_of_scope", detail: format!("{} is not yours to see", p.id) });
+        }
+    }
+    let behind = app.store.evaluation_cases(kind, &p.id, counter, (q.from, q.to), p.after.unwrap_or(0), limit).await?;
+    let mut items = Vec::with_capacity(behind.cases.len());
+    for (id, delta) in behind.cases {
+        if let Some(c) = app.store.get_case(id).await? {
+            items.push(CaseBehind {
+                case_id: c.id,
+                number: c.number,
+                state: c.state.as_str().to_owned(),
+                class_code: c.class_code.as_str().to_owned(),
+                grid_code: c.grid_code.as_str().to_owned(),
+                description: c.description,
+                created_at: c.created_at,
+                delta,
+            });
+        }
+    }
+    Ok(Json(CasesPage { items, next: behind.next }))
+}
+
+/// The evaluation configuration: weights per subject kind (percent, summing to 100), the
+/// expected counts of the banded metrics per 30 days, region classes and grades.
+#[utoipa::path(get, path = "/api/v1/evaluations/config", tag = "evaluation", security(("bearer" = [])),
+    responses((status = 200, body = EvalConfig), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_config(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<EvalConfig>> {
+    if auth.user.role == Role::Citizen {
+        return Err(ApiError::forbidden("citizens do not read evaluations"));
+    }
+    Ok(Json(config(&app).await?))
+}
+
+/// Replace the evaluation configuration (administrators and evaluators, city scope). It
+/// applies to every evaluation read from now on, past periods included: the counts do not
+/// depend on it.
+#[utoipa::path(put, path = "/api/v1/evaluations/config", tag = "evaluation", security(("bearer" = [])), request_body = EvalConfig,
+    responses((status = 200, body = EvalConfig), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn put_config(
+    State(app): State<AppState>,
+    auth: Auth,
+    Json(cfg): Json<EvalConfig>,
+) -> ApiResult<Json<EvalConfig>> {
+    auth.require(&[Role::Admin, Role::Evaluator])?;
+    match &auth.user.scope {
+        Scope::Region { code } if code.level() == RegionLevel::City => {}
+        _ => {
+            return Err(ApiError::Forbidden {
+                code: "out_of_scope",
+                detail: "the evaluation configuration is city-wide: a city-scope account is needed".into(),
+            })
+        }
+    }
+    cfg.validate().map_err(|e| ApiError::invalid(e.field, e.reason))?;
+    let text = serde_json::to_string(&cfg).map_err(|e| ApiError::Internal(e.to_string()))?;
+    app.store.put_setting(CONFIG_KEY, &text).await?;
+    Ok(Json(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Date {
+        s.parse().unwrap_or(Date::MIN)
+    }
+
+    #[test]
+    fn periods() {
+        assert_eq!(parse_period("2026-11-05"), Some((d("2026-11-05"), d("2026-11-05"))));
+        assert_eq!(parse_period("2026-11"), Some((d("2026-11-01"), d("2026-11-30"))));
+        assert_eq!(parse_period("2026-Q4"), Some((d("2026-10-01"), d("2026-12-31"))));
+        assert_eq!(parse_period("2026-Q1"), Some((d("2026-01-01"), d("2026-03-31"))));
+        assert_eq!(parse_period("2026"), Some((d("2026-01-01"), d("2026-12-31"))));
+        // ISO week 1 of 2026 starts on Monday 29 December 2025.
+        assert_eq!(parse_period("2026-W01"), Some((d("2025-12-29"), d("2026-01-04"))));
+        assert_eq!(parse_period("2026-W48"), Some((d("2026-11-23"), d("2026-11-29"))));
+        for bad in ["2026-13", "2026-Q5", "2026-W54", "26", "x", "", "2026-02-30", "0000"] {
+            assert_eq!(parse_period(bad), None, "{bad}");
+        }
+    }
+}

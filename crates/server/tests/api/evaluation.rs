@@ -1,0 +1,349 @@
+//! The comprehensive evaluation through the API: live figures after each step of real loops,
+//! drill-down, periods, configuration, and the refusals.
+
+use crate::helpers::{garbage, long_tokens, spawn_app_with, tiny_jpeg, Backend, TestApp};
+use citygrid_core::org::{Role, Scope};
+use serde_json::{json, Value};
+
+backend_tests!(evaluation_follows_the_cases_live, evaluation_is_refused_outside_scope_and_validated,);
+
+/// 七里沟街道 of 泉山区, where QUANSHAN lies.
+const STREET: &str = "320311002";
+
+async fn spawn(backend: Backend) -> TestApp {
+    spawn_app_with(backend, long_tokens()).await
+}
+
+fn row<'a>(page: &'a Value, id: &str) -> &'a Value {
+    page["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["subject_id"] == id)
+        .unwrap_or_else(|| panic!("no row {id}: {page}"))
+}
+
+fn metric(row: &Value, name: &str) -> (f64, i64, i64) {
+    let m = &row["metrics"][name];
+    (m["value"].as_f64().unwrap(), m["numerator"].as_i64().unwrap(), m["denominator"].as_i64().unwrap())
+}
+
+/// A citizen account (phone sign-in creates these); returns its token.
+async fn citizen(app: &TestApp, phone: &str) -> String {
+    let username = format!("p{phone}");
+    let hash = citygrid_server::auth::hash_password("pw").unwrap();
+    app.store
+        .create_citizen(
+            &citygrid_store::NewUser {
+                username: username.clone(),
+                display_name: format!("市民{phone}"),
+                password_hash: hash,
+                role: Role::Citizen,
+                scope: Scope::Own,
+            },
+            phone,
+            "wechat",
+            app.state.now(),
+        )
+        .await
+        .unwrap();
+    app.sign_in_with(&username, "pw").await
+}
+
+/// A collector's report through the whole loop on Monday morning, on time everywhere, and a
+/// citizen's report of the same spot verified and filed: the figures after each step, the
+/// drill-down, other periods, the collector's missed report, and a rebuild that changes nothing.
+async fn evaluation_follows_the_cases_live(backend: Backend) {
+    let app = spawn(backend).await;
+    let collector = app.sign_in("collector").await;
+    let acceptor = app.sign_in("acceptor").await;
+    let leader = app.sign_in("leader").await;
+    let dispatcher = app.sign_in("dispatcher").await;
+    let handler = app.sign_in("handler").await;
+    let evaluator = app.sign_in("evaluator").await;
+    let hw = app.department("HW").await;
+    let streets = "/api/v1/evaluations?subject=region&level=street&period=2026-09";
+    // The collector `collector` covers the whole demo city (collector areas, owner = username).
+    let admin = app.sign_in("admin").await;
+    let area = json!({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": "A1", "name": "全域", "owner": "collector"},
+         "geometry": {"type": "Polygon", "coordinates": [[[117.1625, 34.2455], [117.2125, 34.2455], [117.2125, 34.2755], [117.1625, 34.2755], [117.1625, 34.2455]]]}}]});
+    app.request(
+        axum::http::Method::POST,
+        "/api/v1/map/layers/collector_areas/import",
+        Some(&admin),
+        &[("content-type", "application/geo+json")],
+        area.to_string().into_bytes(),
+    )
+    .await
+    .ok(200);
+
+    app.set_time("2026-09-28 09:00");
+    let id = app.report(&collector, &garbage()).await["id"].as_i64().unwrap();
+    let page = app.get(&evaluator, streets).await.ok(200);
+    assert_eq!(
+        (page["from"].as_str(), page["to"].as_str(), page["days"].as_i64()),
+        (Some("2026-09-01"), Some("2026-09-30"), Some(30))
+    );
+    let s = row(&page, STREET);
+    assert_eq!(s["name"], "七里沟街道");
+    assert_eq!(metric(s, "reported"), (1.0, 1, 1), "counted with the report's commit");
+    assert_eq!(metric(s, "filed"), (0.0, 0, 1));
+    assert_eq!(page["total"].as_u64().unwrap() as usize, page["rows"].as_array().unwrap().len());
+
+    app.set_time("2026-09-28 09:10");
+    app.step(&acceptor, id, "accept", Value::Null).await;
+    app.set_time("2026-09-28 09:20");
+    app.step(&leader, id, "file", Value::Null).await;
+    app.set_time("2026-09-28 09:30");
+    app.step(&dispatcher, id, "dispatch", json!({"department_id": hw})).await;
+    app.set_time("2026-09-28 10:30");
+    let photo = app.photo_id(&handler, &tiny_jpeg(None)).await;
+    app.step(&handler, id, "dispose", json!({"photo_ids": [photo]})).await;
+    app.set_time("2026-09-28 10:50");
+    app.step(&collector, id, "check", json!({"passed": true})).await;
+    app.set_time("2026-09-28 11:00");
+    app.step(&leader, id, "close", Value::Null).await;
+
+    // A citizen's report of the same spot, verified on site and filed.
+    let c1 = citizen(&app, "13900000001").await;
+    app.set_time("2026-09-28 14:00");
+    let id2 = app.report(&c1, &garbage()).await["id"].as_i64().unwrap();
+    app.set_time("2026-09-28 14:20");
+    app.step(&collector, id2, "verify", json!({"confirmed": true})).await;
+    app.set_time("2026-09-28 14:30");
+    app.step(&acceptor, id2, "accept", Value::Null).await;
+    app.set_time("2026-09-28 14:40");
+    app.step(&leader, id2, "file", Value::Null).await;
+
+    let page = app.get(&evaluator, streets).await.ok(200);
+    let s = row(&page, STREET);
+    assert_eq!(metric(s, "reported"), (2.0, 2, 1));
+    assert_eq!(metric(s, "filed"), (2.0, 2, 1));
+    assert_eq!(metric(s, "citizen_report_rate"), (0.5, 1, 2));
+    assert_eq!(metric(s, "closed"), (1.0, 1, 1));
+    // Accepted 10 minutes after the first report, 30 after the second (it waited for the
+    // verification): 20 minutes on average.
+    assert_eq!(metric(s, "avg_accept_minutes"), (20.0, 40, 2));
+    assert_eq!(metric(s, "avg_dispose_minutes"), (60.0, 60, 1));
+    assert!(s["score"].as_f64().unwrap() > 0.0);
+    assert!(["A", "B", "C", "D", "E"].contains(&s["grade"].as_str().unwrap()));
+    assert_eq!(s["metrics"]["closure_rate"]["weight"], 35);
+    assert_eq!(s["metrics"]["closed"].get("weight"), None, "plain counts are not scored");
+    // Every other street of the city has a row too, with nothing filed.
+    assert_eq!(page["rows"].as_array().unwrap().len(), page["total"].as_u64().unwrap() as usize);
+    assert!(page["total"].as_u64().unwrap() > 1);
+    // Best first, ranked.
+    let scores: Vec<f64> = page["rows"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+    assert_eq!(page["rows"][0]["rank"], 1);
+
+    // The department and the posts.
+    let depts = app.get(&evaluator, "/api/v1/evaluations?subject=department&period=2026-09").await.ok(200);
+    let d = row(&depts, &hw.to_string());
+    assert_eq!(metric(d, "to_dispose"), (1.0, 1, 1));
+    assert_eq!(metric(d, "on_time_disposal_rate"), (1.0, 1, 1));
+    assert_eq!(metric(d, "closed"), (1.0, 1, 1));
+    let me = |token: &str| {
+        let (app, token) = (&app, token.to_owned());
+        async move { app.get(&token, "/api/v1/auth/me").await.ok(200)["id"].as_i64().unwrap().to_string() }
+    };
+    let leaders = app.get(&evaluator, "/api/v1/evaluations?subject=leader&period=2026-09").await.ok(200);
+    let l = row(&leaders, &me(&leader).await);
+    assert_eq!(metric(l, "on_time_filing_rate"), (1.0, 2, 2));
+    assert_eq!(metric(l, "accurate_filing_rate"), (1.0, 2, 2));
+    assert_eq!(metric(l, "on_time_closing_rate"), (1.0, 1, 1));
+    assert_eq!(l["score"], 100.0);
+    assert_eq!(l["grade"], "A");
+    let collectors = app.get(&evaluator, "/api/v1/evaluations?subject=collector&period=2026-09").await.ok(200);
+    let c = row(&collectors, &me(&collector).await);
+    assert_eq!(metric(c, "valid_report_rate"), (1.0, 1, 1));
+    assert_eq!(metric(c, "on_time_verification_rate"), (1.0, 1, 1));
+    assert_eq!(metric(c, "on_time_check_rate"), (1.0, 1, 1));
+    // The citizen found what the collector of that area did not: a missed report for them.
+    let collector_id = me(&collector).await;
+    assert_eq!(metric(row(&collectors, &collector_id), "missed_report_rate"), (0.5, 1, 2));
+    let others = collectors["rows"].as_array().unwrap().iter().filter(|r| r["subject_id"] != collector_id.as_str());
+    assert!(others.into_iter().all(|r| metric(r, "missed_report_rate").2 == 0), "nobody else covers that grid");
+    let acceptors = app.get(&evaluator, "/api/v1/evaluations?subject=acceptor&period=2026-09").await.ok(200);
+    assert_eq!(metric(row(&acceptors, &me(&acceptor).await), "on_time_acceptance_rate"), (1.0, 2, 2));
+    let dispatchers = app.get(&evaluator, "/api/v1/evaluations?subject=dispatcher&period=2026-09").await.ok(200);
+    assert_eq!(metric(row(&dispatchers, &me(&dispatcher).await), "accurate_dispatch_rate"), (1.0, 1, 1));
+
+    // Drill down from the street's filings to the two cases.
+    let behind = app
+        .get(
+            &evaluator,
+            &format!("/api/v1/evaluations/cases?subject=region&level=street&id={STREET}&counter=filed&period=2026-09"),
+        )
+        .await
+        .ok(200);
+    let ids: Vec<i64> = behind["items"].as_array().unwrap().iter().map(|i| i["case_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![id, id2]);
+    assert_eq!(behind["next"], Value::Null);
+    let page1 = app
+        .get(&evaluator, &format!("/api/v1/evaluations/cases?subject=region&level=street&id={STREET}&counter=filed&period=2026-09&limit=1"))
+        .await
+        .ok(200);
+    assert_eq!(page1["items"].as_array().unwrap().len(), 1);
+    let next = page1["next"].as_i64().unwrap();
+    let page2 = app
+        .get(&evaluator, &format!("/api/v1/evaluations/cases?subject=region&level=street&id={STREET}&counter=filed&period=2026-09&after={next}"))
+        .await
+        .ok(200);
+    assert_eq!(page2["items"][0]["case_id"], id2);
+
+    // Other periods: the day, the ISO week, a custom range that misses it, the quarter, the year.
+    for (q, filed) in [
+        ("period=2026-09-28", 2),
+        ("period=2026-W40", 2),
+        ("from=2026-09-29&to=2026-10-05", 0),
+        ("period=2026-Q3", 2),
+        ("period=2026", 2),
+        ("from=2026-09-20&to=2026-10-10", 2),
+    ] {
+        let p = app.get(&evaluator, &format!("/api/v1/evaluations?subject=region&level=district&{q}")).await.ok(200);
+        assert_eq!(metric(row(&p, "320311"), "filed").1, filed, "{q}");
+    }
+    // Grid level under the street, sorted by code, paged.
+    let grids = app
+        .get(
+            &evaluator,
+            &format!(
+                "/api/v1/evaluations?subject=region&level=grid&parent={STREET}&period=2026-09&sort=subject_id&limit=5"
+            ),
+        )
+        .await
+        .ok(200);
+    let rows = grids["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r["subject_id"].as_str().unwrap().starts_with(STREET)));
+    assert!(rows.windows(2).all(|w| w[0]["subject_id"].as_str() < w[1]["subject_id"].as_str()));
+
+    // A full recomputation from the log gives the same figures.
+    let before: Vec<Value> = futures_all(&app, &evaluator).await;
+    app.store.rebuild_evaluation(&|_| {}).await.unwrap();
+    assert_eq!(futures_all(&app, &evaluator).await, before);
+}
+
+async fn futures_all(app: &TestApp, token: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for q in [
+        "subject=region&level=grid&period=2026-09",
+        "subject=region&level=community&period=2026-09",
+        "subject=region&level=street&period=2026-09",
+        "subject=region&level=district&period=2026-W40",
+        "subject=department&period=2026-09",
+        "subject=collector&period=2026-09",
+        "subject=acceptor&period=2026-09",
+        "subject=leader&period=2026-09",
+        "subject=dispatcher&period=2026-09",
+    ] {
+        out.push(app.get(token, &format!("/api/v1/evaluations?{q}")).await.ok(200));
+    }
+    out
+}
+
+/// Who may not see what, bad queries, and configuration changes that are refused (and leave the
+/// configuration as it was) or accepted (and change the scores).
+async fn evaluation_is_refused_outside_scope_and_validated(backend: Backend) {
+    let app = spawn(backend).await;
+    let collector = app.sign_in("collector").await;
+    let commander = app.sign_in("commander").await;
+    let handler = app.sign_in("handler").await;
+    let admin = app.sign_in("admin").await;
+    let leader = app.sign_in("leader").await;
+    let c1 = citizen(&app, "13900000002").await;
+    app.report(&collector, &garbage()).await;
+    let base = "/api/v1/evaluations?period=2026-09&subject=";
+
+    // Citizens see nothing.
+    app.get(&c1, &format!("{base}region")).await.problem(403, "forbidden_role", None);
+    app.get(&c1, "/api/v1/evaluations/config").await.problem(403, "forbidden_role", None);
+    // A department clerk: its departments only.
+    app.get(&handler, &format!("{base}region")).await.problem(403, "out_of_scope", None);
+    app.get(&handler, &format!("{base}leader")).await.problem(403, "out_of_scope", None);
+    let hw = app.department("HW").await;
+    let theirs = app.get(&handler, &format!("{base}department")).await.ok(200);
+    let ids: Vec<i64> =
+        theirs["rows"].as_array().unwrap().iter().map(|r| r["subject_id"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(ids.contains(&hw));
+    let tree = app.state.departments().await.unwrap();
+    assert!(ids.iter().all(|d| tree.is_within(*d, hw)), "{ids:?}");
+    assert!(ids.len() < app.store.list_departments().await.unwrap().len());
+    // A collector: their own row.
+    let mine = app.get(&collector, &format!("{base}collector")).await.ok(200);
+    assert_eq!(mine["rows"].as_array().unwrap().len(), 1);
+    app.get(&collector, &format!("{base}region")).await.problem(403, "out_of_scope", None);
+    // A district commander: its district's regions, not others', not the city's posts.
+    let districts = app.get(&commander, &format!("{base}region&level=district")).await.ok(200);
+    let codes: Vec<&str> =
+        districts["rows"].as_array().unwrap().iter().map(|r| r["subject_id"].as_str().unwrap()).collect();
+    assert_eq!(codes, vec!["320311"]);
+    let streets = app.get(&commander, &format!("{base}region&level=street")).await.ok(200);
+    assert!(streets["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["subject_id"].as_str().unwrap().starts_with("320311")));
+    app.get(&commander, &format!("{base}region&parent=320303")).await.problem(403, "out_of_scope", None);
+    app.get(&commander, &format!("{base}department")).await.problem(403, "out_of_scope", None);
+    app.get(
+        &commander,
+        "/api/v1/evaluations/cases?subject=region&level=district&id=320303&counter=reported&period=2026-09",
+    )
+    .await
+    .problem(403, "out_of_scope", None);
+    app.get(&handler, "/api/v1/evaluations/cases?subject=department&id=999&counter=reported&period=2026-09")
+        .await
+        .problem(403, "out_of_scope", None);
+
+    // Bad queries name their field.
+    for (q, field) in [
+        ("/api/v1/evaluations?subject=mayor", "subject"),
+        ("/api/v1/evaluations?subject=region&level=city", "level"),
+        ("/api/v1/evaluations?subject=department&level=street", "level"),
+        ("/api/v1/evaluations?subject=region&period=2026-13", "period"),
+        ("/api/v1/evaluations?subject=region&period=2026-09&from=2026-09-01", "period"),
+        ("/api/v1/evaluations?subject=region&from=2026-09-10&to=2026-09-01", "to"),
+        ("/api/v1/evaluations?subject=region&from=2026-09-10", "to"),
+        ("/api/v1/evaluations?subject=region&from=2000-01-01&to=2026-09-01", "to"),
+        ("/api/v1/evaluations?subject=region&parent=abc", "parent"),
+        ("/api/v1/evaluations?subject=region&sort=name", "sort"),
+        ("/api/v1/evaluations/cases?subject=region&level=street&id=320311002&counter=nope", "counter"),
+        ("/api/v1/evaluations/cases?subject=region&level=street&id=320311&counter=filed", "id"),
+        ("/api/v1/evaluations/cases?subject=leader&id=x&counter=filed", "id"),
+        ("/api/v1/evaluations/cases?subject=leader&id=1&counter=filed&limit=0", "limit"),
+    ] {
+        app.get(&admin, q).await.problem(400, "invalid_query", Some(field));
+    }
+
+    // Configuration: validated, only administrators and evaluators of the city change it.
+    let cfg = app.get(&leader, "/api/v1/evaluations/config").await.ok(200);
+    app.put_json(&leader, "/api/v1/evaluations/config", &cfg).await.problem(403, "forbidden_role", None);
+    let mut bad = cfg.clone();
+    bad["weights"]["region"]["closure_rate"] = json!(50);
+    app.put_json(&admin, "/api/v1/evaluations/config", &bad).await.problem(
+        422,
+        "invalid_field",
+        Some("weights.region"),
+    );
+    let mut bad = cfg.clone();
+    bad["grades"][1]["min_score"] = json!(95.0);
+    app.put_json(&admin, "/api/v1/evaluations/config", &bad).await.problem(
+        422,
+        "invalid_field",
+        Some("grades[1].min_score"),
+    );
+    assert_eq!(app.get(&admin, "/api/v1/evaluations/config").await.ok(200), cfg, "a refused change writes nothing");
+    // All weight on the closure rate: a street with nothing due scores 100, grade A.
+    let before = app.get(&admin, &format!("{base}region&level=street")).await.ok(200);
+    let mut good = cfg.clone();
+    good["weights"]["region"] = json!({"closure_rate": 100});
+    good["grades"] = json!([{"grade": "优", "min_score": 95.0}, {"grade": "良", "min_score": 0.0}]);
+    app.put_json(&admin, "/api/v1/evaluations/config", &good).await.ok(200);
+    let after = app.get(&admin, &format!("{base}region&level=street")).await.ok(200);
+    assert_ne!(before, after);
+    let s = row(&after, STREET);
+    assert_eq!((s["score"].as_f64(), s["grade"].as_str()), (Some(100.0), Some("优")));
+}
