@@ -88,6 +88,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::citizen::router())
         .merge(routes::money::router())
         .merge(routes::evaluation::router())
+        .merge(routes::reports::router())
         .split_for_parts()
 }
 

@@ -56,10 +56,16 @@ const PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/ledger/{id}/approval", &["post"]),
     ("/api/v1/ledger/reconcile", &["post"]),
     ("/api/v1/rewards/budget", &["get"]),
+    ("/api/v1/evaluations", &["get"]),
+    ("/api/v1/evaluations/cases", &["get"]),
+    ("/api/v1/evaluations/config", &["get", "put"]),
     ("/api/v1/settlements", &["get", "post"]),
     ("/api/v1/settlements/{month}", &["get"]),
     ("/api/v1/settlements/{month}/files/{name}", &["get"]),
     ("/api/v1/deductions/statements", &["get"]),
+    ("/api/v1/evaluations/chart.svg", &["get"]),
+    ("/api/v1/evaluations/chart.png", &["get"]),
+    ("/api/v1/reports/districts/{code}/{month}", &["get"]),
 ];
 
 /// Operations that need no token: signing in.
