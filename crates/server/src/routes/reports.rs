@@ -14,13 +14,14 @@ use crate::report::chart::{self, Bar, Chart, HeatCell, HeatMap, ImageFormat, Ran
 use crate::report::html::{self, DistrictMonthReport, Headline};
 use crate::report::{Cell, Column, ColumnKind, Table};
 use crate::routes::evaluation::{self, EvalQuery, EvaluationRow, MetricOut};
-use crate::state::AppState;
+use crate::state::{AppState, MapIndexes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use citygrid_core::codes::{RegionCode, RegionLevel};
 use citygrid_core::evaluation::{MetricKind, SubjectKind};
 use citygrid_core::org::Role;
+use citygrid_geo::grid::GridIndex;
 use geo::MultiPolygon;
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -550,19 +551,23 @@ async fn trend_chart(
     })
 }
 
-/// The polygon of a region: its own from the map, or else the union (as parts) of its grids.
-fn region_polygon(app: &AppState, code: &str, level: RegionLevel) -> Option<MultiPolygon<f64>> {
-    let grids = app.grids();
+/// The polygon of a region: its own from the map, or else its grids' polygons as the parts of
+/// one (the grid index is sorted by code, so a region's grids are one run of it).
+fn region_polygon(grids: &GridIndex, map: &MapIndexes, code: &str, level: RegionLevel) -> Option<MultiPolygon<f64>> {
     if level == RegionLevel::Grid {
         let code = RegionCode::parse(code).ok()?;
         return grids.get(&code).map(|g| g.polygon.clone());
     }
-    let map = app.map();
     if let Some(r) = map.regions.iter().find(|r| r.code.as_str() == code) {
         return Some(r.polygon.clone());
     }
-    let parts: Vec<_> =
-        grids.iter().filter(|g| g.code.as_str().starts_with(code)).flat_map(|g| g.polygon.0.iter().cloned()).collect();
+    let all = grids.grids();
+    let first = all.partition_point(|g| g.code.as_str() < code);
+    let parts: Vec<_> = all[first..]
+        .iter()
+        .take_while(|g| g.code.as_str().starts_with(code))
+        .flat_map(|g| g.polygon.0.iter().cloned())
+        .collect();
     (!parts.is_empty()).then_some(MultiPolygon(parts))
 }
 
@@ -593,10 +598,11 @@ fn heat_map(
     };
     let worst_ids: Vec<&str> =
         ordered.iter().take(worst).filter(|r| worse(measure.value(r))).map(|r| r.subject_id.as_str()).collect();
+    let (grids, map) = (app.grids(), app.map());
     let cells = rows
         .iter()
         .filter_map(|r| {
-            let polygon = region_polygon(app, &r.subject_id, level)?;
+            let polygon = region_polygon(&grids, &map, &r.subject_id, level)?;
             Some(HeatCell {
                 code: r.subject_id.clone(),
                 // A grid by its sequence number inside the community; other regions by name.

@@ -189,6 +189,21 @@ async fn charts_render_in_both_formats(backend: Backend) {
     // and so are not singled out.
     let outlined = svg.lines().filter(|l| l.starts_with("<polyline") && l.contains("stroke=\"#000000\"")).count();
     assert_eq!(outlined, 2, "{svg}");
+    // Communities without a polygon of their own are drawn as their grids: 4 communities, 50 parts,
+    // each named on the map.
+    let by_community =
+        app.get(&commander, "/api/v1/evaluations/chart.svg?kind=heatmap&period=2026-09&level=community").await;
+    let svg = String::from_utf8(by_community.body).unwrap();
+    assert_eq!(svg.matches("<polygon").count(), 50);
+    let communities =
+        app.get(&commander, "/api/v1/evaluations?subject=region&level=community&period=2026-09").await.ok(200)["rows"]
+            .as_array()
+            .unwrap()
+            .clone();
+    assert_eq!(communities.len(), 4);
+    for c in &communities {
+        assert!(svg.contains(c["name"].as_str().unwrap()), "{} labelled", c["name"]);
+    }
     let png = app.get(&commander, "/api/v1/evaluations/chart.png?kind=heatmap&period=2026-09&level=community").await;
     assert_eq!(png.status.as_u16(), 200);
     assert_eq!(png_size(&png.body), (900, 720));
