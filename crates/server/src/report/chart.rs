@@ -127,6 +127,7 @@ pub enum Chart {
 pub const MAX_BARS: usize = 200;
 pub const MAX_SERIES: usize = 20;
 const MAX_CELL_LABELS: usize = 60;
+const MAX_OUTLINED: usize = 2000;
 
 const WIDTH: u32 = 900;
 const BAR_ROW: i32 = 28;
@@ -496,6 +497,9 @@ fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &HeatMap) 
             pts.dedup();
             pts
         };
+        // Thin white borders between cells, except on a map so dense (a whole city's grids)
+        // that they would cover the colours and double the size of the SVG.
+        let outline = m.cells.len() <= MAX_OUTLINED;
         // Highlighted cells last, so their outline is on top.
         let mut order: Vec<&HeatCell> = m.cells.iter().collect();
         order.sort_by_key(|c| c.highlight);
@@ -507,8 +511,11 @@ fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &HeatMap) 
                     continue;
                 }
                 root.draw(&Polygon::new(pts.clone(), fill.filled()))?;
-                let (stroke, width) = if cell.highlight { (BLACK, 3) } else { (WHITE, 1) };
-                root.draw(&PathElement::new(pts, stroke.stroke_width(width)))?;
+                if cell.highlight {
+                    root.draw(&PathElement::new(pts, BLACK.stroke_width(3)))?;
+                } else if outline {
+                    root.draw(&PathElement::new(pts, WHITE.stroke_width(1)))?;
+                }
             }
         }
         if m.cells.len() <= MAX_CELL_LABELS {
@@ -704,6 +711,26 @@ mod tests {
         // Lower is better flips the scale: 95 becomes red.
         let flipped = Chart::HeatMap(HeatMap { higher_is_better: false, ..m }).to_svg().unwrap();
         assert_eq!(polygon_fills(&flipped)[0], hex(ramp(0.05)));
+    }
+
+    #[test]
+    fn dense_heatmaps_drop_the_cell_borders() {
+        let white = |svg: &str| svg.lines().filter(|l| l.starts_with("<polyline") && l.contains("#FFFFFF")).count();
+        let svg = Chart::HeatMap(heatmap()).to_svg().unwrap();
+        assert_eq!(white(&svg), 2, "the two cells not outlined in black");
+        let mut dense = heatmap();
+        dense.cells = (0..MAX_OUTLINED + 1)
+            .map(|i| HeatCell {
+                code: format!("{i}"),
+                label: String::new(),
+                polygon: square(117.0 + (i % 50) as f64 * 0.01, 34.0 + (i / 50) as f64 * 0.01),
+                value: Some(i as f64 / 30.0),
+                highlight: false,
+            })
+            .collect();
+        let svg = Chart::HeatMap(dense).to_svg().unwrap();
+        assert_eq!(svg.matches("<polygon").count(), MAX_OUTLINED + 1);
+        assert_eq!(white(&svg), 0);
     }
 
     #[test]
