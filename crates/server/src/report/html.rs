@@ -79,7 +79,7 @@ h2 { font-size: 13pt; border-bottom: 2px solid #4575b4; padding-bottom: 1mm; mar
 table { border-collapse: collapse; width: 100%; font-size: 9pt; margin: 2mm 0 4mm; }
 caption { text-align: left; font-weight: bold; margin-bottom: 1mm; }
 th, td { border: 1px solid #999; padding: 1.2mm 2mm; }
-th { background: #dce6f1; }
+th { background: #dce6f1; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 thead { display: table-header-group; }
 tr, figure { break-inside: avoid; }
