@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod error;
+pub mod report;
 pub mod routes;
 pub mod sms;
 pub mod state;
@@ -89,6 +90,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::money::router())
         .merge(routes::evaluation::router())
         .merge(routes::assessment::router())
+        .merge(routes::reports::router())
         .split_for_parts()
 }
 

@@ -430,6 +430,9 @@ pub struct EvalParams {
     pub offset: Option<usize>,
     /// Rows to return (default all).
     pub limit: Option<usize>,
+    /// `json` (default), `csv` (UTF-8 with BOM, for Excel) or `xlsx`; without it, an `Accept`
+    /// of `text/csv` or the XLSX type picks the download.
+    pub format: Option<String>,
 }
 
 /// A page of evaluation rows.
@@ -502,13 +505,20 @@ pub async fn evaluate_for(app: &AppState, auth: &Auth, q: &EvalQuery) -> ApiResu
 /// A district account sees its district's regions; a department clerk its departments; a
 /// collector their own row; citizens nothing.
 #[utoipa::path(get, path = "/api/v1/evaluations", tag = "evaluation", security(("bearer" = [])), params(EvalParams),
-    responses((status = 200, body = EvaluationPage), (status = 400, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "JSON, or with `format`/`Accept` a CSV or XLSX download", content(
+            (EvaluationPage = "application/json"), (String = "text/csv"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_evaluations(
     State(app): State<AppState>,
     auth: Auth,
+    headers: axum::http::HeaderMap,
     Query(p): Query<EvalParams>,
-) -> ApiResult<Json<EvaluationPage>> {
+) -> ApiResult<axum::response::Response> {
+    use crate::routes::reports::{download_format, evaluation_download, Download};
+    use axum::response::IntoResponse;
+    let download = download_format(p.format.as_deref(), &headers)?;
     let q = request_query(
         &app,
         &auth,
@@ -527,6 +537,9 @@ pub async fn list_evaluations(
     let total = rows.len();
     let rows: Vec<EvaluationRow> =
         rows.into_iter().skip(p.offset.unwrap_or(0)).take(p.limit.unwrap_or(usize::MAX)).collect();
+    if download != Download::Json {
+        return evaluation_download(&app, &q, &rows, download).await;
+    }
     let level = (q.subject == SubjectKind::Region).then(|| q.level.unwrap_or(RegionLevel::Street).as_str().to_owned());
     Ok(Json(EvaluationPage {
         subject: q.subject,
@@ -536,7 +549,8 @@ pub async fn list_evaluations(
         days: (q.to - q.from).get_days() as i64 + 1,
         total,
         rows,
-    }))
+    })
+    .into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -10,4 +10,5 @@ pub mod money;
 pub mod open311;
 pub mod org;
 pub mod photos;
+pub mod reports;
 pub mod settings;

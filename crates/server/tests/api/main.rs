@@ -23,3 +23,4 @@ mod open311;
 mod openapi;
 mod photos;
 mod refusals;
+mod reports;

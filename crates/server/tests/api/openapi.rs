@@ -76,6 +76,9 @@ const PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/assessments/draws/{id}/findings", &["get"]),
     ("/api/v1/contracts/collection/statements", &["get"]),
     ("/api/v1/contracts/cleaning/statements", &["get"]),
+    ("/api/v1/evaluations/chart.svg", &["get"]),
+    ("/api/v1/evaluations/chart.png", &["get"]),
+    ("/api/v1/reports/districts/{code}/{month}", &["get"]),
 ];
 
 /// Operations that need no token: signing in.

@@ -73,8 +73,7 @@ CREATE TABLE assessment_findings (
 CREATE INDEX assessment_findings_month ON assessment_findings(month, street_code);
 CREATE INDEX assessment_findings_draw ON assessment_findings(draw_id, place_n);
 
--- Events by time, for the month's collector activity (coverage, on-time rates).
-CREATE INDEX IF NOT EXISTS assessment_case_events_at ON case_events(at);
+-- Events by time (the month's collector activity) use 0009's case_events_at (at, case_id).
 
 CREATE FUNCTION assessment_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION '% is immutable', TG_TABLE_NAME; END $$;

@@ -101,5 +101,4 @@ BEGIN SELECT RAISE(ABORT, 'findings are immutable'); END;
 CREATE TRIGGER assessment_findings_no_delete BEFORE DELETE ON assessment_findings
 BEGIN SELECT RAISE(ABORT, 'findings are immutable'); END;
 
--- Events by time, for the month's collector activity (coverage, on-time rates).
-CREATE INDEX IF NOT EXISTS assessment_case_events_at ON case_events(at);
+-- Events by time (the month's collector activity) use 0009's case_events_at (at, case_id).
