@@ -832,7 +832,7 @@ fn key_table(title: &str, rows: &[EvaluationRow], key: &[&str]) -> Table {
     ];
     let kinds: Vec<MetricKind> = key
         .iter()
-        .map(|k| rows.iter().find_map(|r| r.metrics.get(*k)).map(|m| m.kind).unwrap_or(MetricKind::Rate))
+        .map(|k| rows.iter().find_map(|r| r.metrics.get(k)).map(|m| m.kind).unwrap_or(MetricKind::Rate))
         .collect();
     for (k, kind) in key.iter().zip(&kinds) {
         columns.push(Column::new(*k, metric_label(k), column_kind(*kind)));
@@ -847,7 +847,7 @@ fn key_table(title: &str, rows: &[EvaluationRow], key: &[&str]) -> Table {
             .map(|r| {
                 let mut cells: Vec<Cell> =
                     vec![(r.rank as i64).into(), r.subject_id.clone().into(), r.name.clone().into()];
-                cells.extend(key.iter().map(|k| r.metrics.get(*k).map(metric_cell).unwrap_or(Cell::Empty)));
+                cells.extend(key.iter().map(|k| r.metrics.get(k).map(metric_cell).unwrap_or(Cell::Empty)));
                 cells.push(r.score.into());
                 cells.push(r.grade.clone().into());
                 cells
