@@ -37,34 +37,46 @@ pub(crate) fn count_rows(contributions: &[Contribution]) -> Vec<CountRow> {
         .collect()
 }
 
-/// `INSERT … ON CONFLICT DO UPDATE SET c = c + excluded.c` over every counter column; the same
-/// text on both engines.
-pub(crate) fn upsert_sql() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
+/// Rows per statement: 500 × 34 parameters stays under SQLite's 32,766 and PostgreSQL's 65,535.
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
+
+/// `INSERT … VALUES (…), (…) ON CONFLICT DO UPDATE SET c = c + excluded.c` for `n` rows over
+/// every counter column; the same text on both engines. The rows of one statement must have
+/// distinct keys (PostgreSQL refuses to update a row twice in one statement): `count_rows`
+/// groups them so.
+pub(crate) fn upsert_sql(n: usize) -> String {
+    static PARTS: OnceLock<(String, String)> = OnceLock::new();
+    let (head, tail) = PARTS.get_or_init(|| {
         let cols: Vec<String> = Counter::ALL.iter().map(|c| format!("c_{}", c.as_str())).collect();
-        let params: Vec<String> = (4..4 + cols.len()).map(|i| format!("${i}")).collect();
         let sets: Vec<String> = cols.iter().map(|c| format!("{c} = eval_counts.{c} + excluded.{c}")).collect();
-        format!(
-            "INSERT INTO eval_counts (kind, period, subject, {}) VALUES ($1, $2, $3, {}) \
-             ON CONFLICT (kind, period, subject) DO UPDATE SET {}",
-            cols.join(", "),
-            params.join(", "),
-            sets.join(", ")
+        (
+            format!("INSERT INTO eval_counts (kind, period, subject, {}) VALUES ", cols.join(", ")),
+            format!(" ON CONFLICT (kind, period, subject) DO UPDATE SET {}", sets.join(", ")),
         )
-    })
+    });
+    let width = 3 + Counter::ALL.len();
+    let rows: Vec<String> = (0..n)
+        .map(|r| {
+            let params: Vec<String> = (1..=width).map(|i| format!("${}", r * width + i)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!("{head}{}{tail}", rows.join(", "))
 }
 
-/// Add `$rows` (`&[CountRow]`) to `eval_counts` on the connection or transaction `$c`.
+/// Add `$rows` (`&[CountRow]`) to `eval_counts` on the connection or transaction `$c`: one
+/// statement per [`ROWS_PER_STATEMENT`] rows (an event's rows are one round trip).
 macro_rules! add_counts {
     ($c:ident, $rows:expr) => {{
-        for row in $rows {
-            let mut q = sqlx::query($crate::evaluation::upsert_sql())
-                .bind(row.kind.as_str())
-                .bind(row.period)
-                .bind(&row.subject);
-            for v in &row.tally.0 {
-                q = q.bind(*v);
+        let rows: &[$crate::evaluation::CountRow] = $rows;
+        for chunk in rows.chunks($crate::evaluation::ROWS_PER_STATEMENT) {
+            let sql = $crate::evaluation::upsert_sql(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for row in chunk {
+                q = q.bind(row.kind.as_str()).bind(row.period).bind(&row.subject);
+                for v in &row.tally.0 {
+                    q = q.bind(*v);
+                }
             }
             q.execute(&mut *$c).await?;
         }

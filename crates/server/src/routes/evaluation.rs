@@ -234,6 +234,8 @@ async fn subjects(
                 .region_names
                 .iter()
                 .filter(|(code, _)| code.len() == len && prefix.is_none_or(|p| code.starts_with(p)))
+                // A city's code has a district's length: tell them apart by the code itself.
+                .filter(|(code, _)| len != 6 || RegionCode::parse(code).is_ok_and(|c| Some(c.level()) == level))
                 .map(|(code, name)| (code.clone(), (name.clone(), None)))
                 .collect());
         }

@@ -204,6 +204,9 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     ] {
         let p = app.get(&evaluator, &format!("/api/v1/evaluations?subject=region&level=district&{q}")).await.ok(200);
         assert_eq!(metric(row(&p, "320311"), "filed").1, filed, "{q}");
+        let codes: Vec<&str> =
+            p["rows"].as_array().unwrap().iter().map(|r| r["subject_id"].as_str().unwrap()).collect();
+        assert!(codes.iter().all(|c| c.len() == 6 && *c != "320300"), "districts only, not the city: {codes:?}");
     }
     // Grid level under the street, sorted by code, paged.
     let grids = app
