@@ -91,6 +91,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::evaluation::router())
         .merge(routes::assessment::router())
         .merge(routes::reports::router())
+        .merge(routes::assessment_reports::router())
         .split_for_parts()
 }
 

@@ -83,8 +83,23 @@ pub struct RankingChart {
 pub struct Bar {
     pub label: String,
     pub value: f64,
-    /// A–E: colours the bar; other bars are blue.
+    /// A–E: colours the bar and is written after its value.
     pub grade: Option<String>,
+    /// Without a grade: a rank band, 0 (the worst fifth, red) to 4 (the best fifth, green),
+    /// colouring the bar on the same ramp. Bars with neither are blue.
+    pub band: Option<u8>,
+}
+
+/// The band (0 worst … 4 best) of a rank among `n`: the fifth of the field the middle of the
+/// rank's place falls in, so the first is always in the best band and the last in the worst;
+/// ties share a band as they share a rank.
+pub fn rank_band(rank: usize, n: usize) -> u8 {
+    if n == 0 || rank == 0 {
+        return 0;
+    }
+    // 0 for the first fifth … 4 for the last: ⌊(rank − ½) × 5 / n⌋ in integers.
+    let from_top = ((2 * rank.min(n) - 1) * 5) / (2 * n);
+    4 - from_top.min(4) as u8
 }
 
 /// Grids (or any regions) coloured by a value.
@@ -284,6 +299,8 @@ fn value_text(kind: ColumnKind, v: f64) -> String {
     match kind {
         ColumnKind::Rate => format_rate(v),
         ColumnKind::Int => format!("{}", v.round() as i64),
+        ColumnKind::Points => super::format_points(v),
+        ColumnKind::Yuan => citygrid_core::reward::yuan(v.round() as i64),
         ColumnKind::Score | ColumnKind::Text => format_score(v),
     }
 }
@@ -291,9 +308,9 @@ fn value_text(kind: ColumnKind, v: f64) -> String {
 /// The natural range of a kind of value: scores 0–100, rates 0–1, counts from 0 to the data.
 fn natural_range(kind: ColumnKind, values: impl Iterator<Item = f64>) -> (f64, f64) {
     match kind {
-        ColumnKind::Score => (0.0, 100.0),
+        ColumnKind::Score | ColumnKind::Points => (0.0, 100.0),
         ColumnKind::Rate => (0.0, 1.0),
-        ColumnKind::Int | ColumnKind::Text => {
+        ColumnKind::Int | ColumnKind::Yuan | ColumnKind::Text => {
             let max = values.filter(|v| v.is_finite()).fold(0.0_f64, f64::max);
             (0.0, if max <= 0.0 { 1.0 } else { max * 1.1 })
         }
@@ -426,7 +443,10 @@ fn draw_ranking<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &RankingCh
     ))?;
     for (i, b) in shown.iter().enumerate() {
         let y = top + i as i32 * BAR_ROW;
-        let color = grade_color(b.grade.as_deref());
+        let color = match (&b.grade, b.band) {
+            (None, Some(band)) => RAMP[usize::from(band.min(4))],
+            (g, _) => grade_color(g.as_deref()),
+        };
         root.draw(&Rectangle::new([(x0, y + 4), (x_of(b.value).max(x0 + 1), y + BAR_ROW - 4)], color.filled()))?;
         root.draw(&Text::new(
             fit(&format!("{}. {}", i + 1, b.label), TEXT, label_w),
@@ -586,9 +606,9 @@ mod tests {
             value_label: "得分".into(),
             kind: ColumnKind::Score,
             bars: vec![
-                Bar { label: "牌楼街道".into(), value: 55.0, grade: Some("D".into()) },
-                Bar { label: "丰财街道".into(), value: 92.5, grade: Some("A".into()) },
-                Bar { label: "黄楼街道".into(), value: 77.0, grade: Some("B".into()) },
+                Bar { label: "牌楼街道".into(), value: 55.0, grade: Some("D".into()), band: None },
+                Bar { label: "丰财街道".into(), value: 92.5, grade: Some("A".into()), band: None },
+                Bar { label: "黄楼街道".into(), value: 77.0, grade: Some("B".into()), band: None },
             ],
             ascending: false,
         }
@@ -685,10 +705,43 @@ mod tests {
     }
 
     #[test]
+    fn rank_bands_are_fifths_and_colour_ungraded_bars() {
+        // 51 streets: ranks 1–10 the best fifth, 42–51 the worst.
+        assert_eq!(rank_band(1, 51), 4);
+        assert_eq!(rank_band(10, 51), 4);
+        assert_eq!(rank_band(11, 51), 3);
+        assert_eq!(rank_band(41, 51), 1);
+        assert_eq!(rank_band(42, 51), 0);
+        assert_eq!(rank_band(51, 51), 0);
+        let bands: Vec<u8> = (1..=51).map(|r| rank_band(r, 51)).collect();
+        assert!(bands.windows(2).all(|w| w[0] >= w[1]), "never better for a worse rank");
+        assert_eq!((0..5).map(|b| bands.iter().filter(|x| **x == b).count()).sum::<usize>(), 51);
+        assert_eq!((rank_band(1, 4), rank_band(2, 4), rank_band(4, 4)), (4, 3, 0));
+        assert_eq!(rank_band(1, 1), 2, "a field of one is the middle");
+        let r = RankingChart {
+            kind: ColumnKind::Points,
+            bars: vec![
+                Bar { label: "丰财街道".into(), value: 92.456, grade: None, band: Some(4) },
+                Bar { label: "牌楼街道".into(), value: 55.0, grade: None, band: Some(0) },
+            ],
+            ..ranking()
+        };
+        let svg = Chart::Ranking(r).to_svg().unwrap();
+        let rects: Vec<&str> = svg.lines().filter(|l| l.starts_with("<rect")).collect();
+        assert!(rects.iter().any(|l| l.contains(&hex(RAMP[4]))), "the best band is green");
+        assert!(rects.iter().any(|l| l.contains(&hex(RAMP[0]))), "the worst band is red");
+        assert!(
+            svg.contains("92.46") && svg.contains("55.00") && !svg.contains("92.46 "),
+            "points to the hundredth, no grade"
+        );
+    }
+
+    #[test]
     fn ranking_caps_bars_and_says_so() {
         let mut r = ranking();
-        r.bars =
-            (0..MAX_BARS + 5).map(|i| Bar { label: format!("G{i:03}"), value: i as f64 / 3.0, grade: None }).collect();
+        r.bars = (0..MAX_BARS + 5)
+            .map(|i| Bar { label: format!("G{i:03}"), value: i as f64 / 3.0, grade: None, band: None })
+            .collect();
         let chart = Chart::Ranking(r);
         assert_eq!(chart.size().1, 60 + MAX_BARS as u32 * BAR_ROW as u32 + 70);
         let svg = chart.to_svg().unwrap();

@@ -4,7 +4,11 @@
 //! grids, the ten worst grids and the time it was generated. Charts are inline SVG, so the
 //! file stands alone: save it, mail it, or print it to PDF from any browser.
 //!
-//! The renderer takes plain data; every text from the data is escaped.
+//! The monthly street-assessment report (街道长效管理考核月度报告, [`AssessmentMonthReport`]) is
+//! laid out the same way: its ranking with the three parts, the changes against last month, the
+//! ranking chart, the special-work and on-site summaries, and a published or provisional stamp.
+//!
+//! The renderers take plain data; every text from the data is escaped.
 
 use super::{format_cell, ColumnKind, Table};
 use std::fmt::Write;
@@ -35,6 +39,35 @@ pub struct DistrictMonthReport {
     pub streets_svg: Option<String>,
     pub heatmap_svg: Option<String>,
     /// Sentences for the notes at the end (how figures are computed, weights in force, …).
+    pub notes: Vec<String>,
+}
+
+/// The monthly street-assessment report, already computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssessmentMonthReport {
+    /// Whose streets: `全市` or a district's name.
+    pub scope_name: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub generated_at: String,
+    /// When the month was published, as people read it; `None`: provisional (暂定), the
+    /// figures may still change until it is published.
+    pub published_at: Option<String>,
+    /// Sentences of the overview (streets ranked, weights, best and worst).
+    pub summary: Vec<String>,
+    /// Every street: ranks, the three parts, score, changes.
+    pub ranking: Table,
+    /// The ranking as an inline SVG chart.
+    pub ranking_svg: Option<String>,
+    pub changes_summary: Vec<String>,
+    /// The streets whose rank changed against last month.
+    pub changes: Table,
+    pub special_summary: Vec<String>,
+    /// The month's special-work assessments.
+    pub special: Table,
+    pub on_site_summary: Vec<String>,
+    /// The month's on-site findings.
+    pub findings: Table,
     pub notes: Vec<String>,
 }
 
@@ -87,6 +120,10 @@ figure { margin: 2mm 0 4mm; }
 figure svg { width: 100%; height: auto; }
 figcaption { color: #555; font-size: 9pt; text-align: center; }
 .empty { color: #777; }
+.stamp { display: inline-block; border: 3px solid; border-radius: 4px; padding: 1mm 4mm; font-weight: bold;
+  font-size: 13pt; transform: rotate(-3deg); }
+.stamp-published { color: #1a9850; } .stamp-provisional { color: #d73027; }
+.center { text-align: center; }
 footer { margin-top: 8mm; color: #555; font-size: 9pt; border-top: 1px solid #ccc; padding-top: 2mm; }
 @media print { .noprint { display: none; } body { max-width: none; padding: 0; } }
 "#;
@@ -96,13 +133,7 @@ pub fn render(r: &DistrictMonthReport) -> String {
     let mut h = String::new();
     let name = esc(&r.district_name);
     let month_zh = month_zh(&r.month);
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{name} {month_zh} 数字城管月度评价报告</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-    );
-    h.push_str("<p class=\"noprint\"><button onclick=\"window.print()\">打印 / 保存为 PDF (Print)</button></p>\n");
+    head(&mut h, &format!("{name} {month_zh} 数字城管月度评价报告"));
     let _ = write!(
         h,
         "<header>\n<h1>{name} {month_zh} 数字城管月度评价报告</h1>\n\
@@ -147,21 +178,97 @@ pub fn render(r: &DistrictMonthReport) -> String {
     table(&mut h, &r.worst_grids);
 
     section(&mut h, "notes", "六、说明", "Notes");
-    if r.notes.is_empty() {
+    list(&mut h, &r.notes);
+    foot(&mut h, &r.generated_at);
+    h
+}
+
+/// The street-assessment report as a complete HTML document.
+pub fn render_assessment(r: &AssessmentMonthReport) -> String {
+    let mut h = String::new();
+    let name = esc(&r.scope_name);
+    let month_zh = month_zh(&r.month);
+    head(&mut h, &format!("{name} {month_zh} 街道长效管理考核月度报告"));
+    let _ = write!(
+        h,
+        "<header>\n<h1>{name} {month_zh} 街道长效管理考核月度报告</h1>\n\
+         <p class=\"meta\">Monthly street office assessment · {}</p>\n",
+        esc(&r.month)
+    );
+    match &r.published_at {
+        Some(at) => {
+            let _ = writeln!(
+                h,
+                "<p class=\"center\"><span class=\"stamp stamp-published\">已发布 · 正式结果 (Published {})</span></p>",
+                esc(at)
+            );
+        }
+        None => h.push_str(
+            "<p class=\"center\"><span class=\"stamp stamp-provisional\">暂定 · 未发布, 数据可能变化 \
+             (Provisional: not published, figures may change)</span></p>\n",
+        ),
+    }
+    h.push_str("</header>\n");
+
+    section(&mut h, "summary", "一、总体情况", "Overview");
+    paragraphs(&mut h, &r.summary);
+
+    section(&mut h, "ranking", "二、考核排名", "Streets ranked");
+    chart(&mut h, r.ranking_svg.as_deref(), "街道考核总分排名, 颜色按名次五等分 (Scores; colour by rank fifth)");
+    table(&mut h, &r.ranking);
+
+    section(&mut h, "changes", "三、与上月比较", "Changes against last month");
+    paragraphs(&mut h, &r.changes_summary);
+    table(&mut h, &r.changes);
+
+    section(&mut h, "special", "四、专项工作考核", "Special-work assessments");
+    paragraphs(&mut h, &r.special_summary);
+    table(&mut h, &r.special);
+
+    section(&mut h, "on-site", "五、实地考核 (三随机)", "On-site assessments");
+    paragraphs(&mut h, &r.on_site_summary);
+    table(&mut h, &r.findings);
+
+    section(&mut h, "notes", "六、说明", "Notes");
+    list(&mut h, &r.notes);
+    foot(&mut h, &r.generated_at);
+    h
+}
+
+fn head(h: &mut String, title: &str) {
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+    );
+    h.push_str("<p class=\"noprint\"><button onclick=\"window.print()\">打印 / 保存为 PDF (Print)</button></p>\n");
+}
+
+fn foot(h: &mut String, generated_at: &str) {
+    let _ = write!(
+        h,
+        "<footer>生成时间 (Generated): <time>{}</time> · citygrid 数字城管</footer>\n</body>\n</html>\n",
+        esc(generated_at)
+    );
+}
+
+fn paragraphs(h: &mut String, lines: &[String]) {
+    for l in lines {
+        let _ = writeln!(h, "<p>{}</p>", esc(l));
+    }
+}
+
+fn list(h: &mut String, items: &[String]) {
+    if items.is_empty() {
         h.push_str("<p class=\"empty\">无。</p>\n");
     } else {
         h.push_str("<ul>\n");
-        for n in &r.notes {
+        for n in items {
             let _ = writeln!(h, "<li>{}</li>", esc(n));
         }
         h.push_str("</ul>\n");
     }
-    let _ = write!(
-        h,
-        "<footer>生成时间 (Generated): <time>{}</time> · citygrid 数字城管</footer>\n</body>\n</html>\n",
-        esc(&r.generated_at)
-    );
-    h
 }
 
 fn section(h: &mut String, id: &str, zh: &str, en: &str) {
@@ -241,7 +348,7 @@ mod tests {
             title: "街道排名".into(),
             value_label: "得分".into(),
             kind: ColumnKind::Score,
-            bars: vec![Bar { label: "丰财街道".into(), value: 87.5, grade: Some("B".into()) }],
+            bars: vec![Bar { label: "丰财街道".into(), value: 87.5, grade: Some("B".into()), band: None }],
             ascending: false,
         })
         .to_svg()
@@ -320,6 +427,43 @@ mod tests {
         let mut r = report();
         r.district_name = "<b>区".into();
         assert!(render(&r).contains("<h1>&lt;b&gt;区 2026年11月"));
+    }
+
+    fn assessment() -> AssessmentMonthReport {
+        AssessmentMonthReport {
+            scope_name: "<i>全市".into(),
+            month: "2026-09".into(),
+            generated_at: "2026-10-02 09:00 (UTC+8)".into(),
+            published_at: None,
+            summary: vec!["共 51 个街道参加考核.".into()],
+            ranking: sample(),
+            ranking_svg: report().streets_svg,
+            changes_summary: vec!["名次上升 1 个街道.".into()],
+            changes: Table { rows: vec![], ..sample() },
+            special_summary: vec![],
+            special: sample(),
+            on_site_summary: vec!["抽取 1 次 & 发现问题 0 个.".into()],
+            findings: Table { title: "实地考核发现问题".into(), rows: vec![], ..sample() },
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn assessment_report_has_its_sections_and_stamp() {
+        let html = render_assessment(&assessment());
+        assert!(html.contains("<title>&lt;i&gt;全市 2026年9月 街道长效管理考核月度报告</title>"));
+        let order =
+            ["id=\"summary\"", "id=\"ranking\"", "id=\"changes\"", "id=\"special\"", "id=\"on-site\"", "id=\"notes\""];
+        let at: Vec<usize> = order.iter().map(|s| html.find(s).unwrap_or_else(|| panic!("{s} missing"))).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "sections in order: {at:?}");
+        assert!(html.contains("stamp-provisional") && !html.contains("stamp stamp-published"));
+        assert_eq!(html.matches("<figure>\n<svg").count(), 1, "the ranking chart inline");
+        assert!(html.contains("<p>抽取 1 次 &amp; 发现问题 0 个.</p>"), "summaries escaped");
+        assert!(html.contains("实地考核发现问题: 无数据 (no data)"));
+        let published =
+            render_assessment(&AssessmentMonthReport { published_at: Some("2026-10-02 09:00".into()), ..assessment() });
+        assert!(published.contains("stamp stamp-published") && !published.contains("stamp stamp-provisional"));
+        assert!(published.contains("Published 2026-10-02 09:00"));
     }
 
     #[test]

@@ -23,6 +23,12 @@ pub enum ColumnKind {
     Rate,
     /// A score 0–100 with one decimal (`87.5`).
     Score,
+    /// Points or a score to the hundredth (`87.46`, `-2.50`): the street assessment ranks to
+    /// the hundredth, so its figures are shown that way.
+    Points,
+    /// Money: the cell holds integer **fen**, shown as yuan with two decimals (`5775.00`),
+    /// converted exactly (`citygrid_core::reward::yuan`); XLSX stores the yuan as a number.
+    Yuan,
 }
 
 /// One column: a stable machine key, the Chinese label people read, and how to show values.
@@ -90,6 +96,17 @@ impl Table {
     pub fn cell(&self, row: usize, col: usize) -> &Cell {
         self.rows.get(row).and_then(|r| r.get(col)).unwrap_or(&Cell::Empty)
     }
+
+    /// The same table with only the columns of `keys`, in that order (unknown keys skipped):
+    /// a narrower view of a download for a printed page.
+    pub fn only(&self, keys: &[&str]) -> Table {
+        let picked: Vec<usize> = keys.iter().filter_map(|k| self.columns.iter().position(|c| c.key == *k)).collect();
+        Table {
+            title: self.title.clone(),
+            columns: picked.iter().map(|&c| self.columns[c].clone()).collect(),
+            rows: (0..self.rows.len()).map(|r| picked.iter().map(|&c| self.cell(r, c).clone()).collect()).collect(),
+        }
+    }
 }
 
 /// A cell as text, formatted by its column's kind: what CSV and HTML show. Fixed decimals
@@ -100,9 +117,14 @@ pub fn format_cell(cell: &Cell, kind: ColumnKind) -> String {
         (Cell::Text(s), _) => s.clone(),
         (Cell::Int(n), ColumnKind::Rate) => format_rate(*n as f64),
         (Cell::Int(n), ColumnKind::Score) => format_score(*n as f64),
+        (Cell::Int(n), ColumnKind::Points) => format_points(*n as f64),
+        (Cell::Int(fen), ColumnKind::Yuan) => citygrid_core::reward::yuan(*fen),
         (Cell::Int(n), _) => n.to_string(),
         (Cell::Num(v), ColumnKind::Rate) => format_rate(*v),
         (Cell::Num(v), ColumnKind::Int) => format!("{}", v.round() as i64),
+        (Cell::Num(v), ColumnKind::Points) => format_points(*v),
+        (Cell::Num(v), ColumnKind::Yuan) if v.is_finite() => citygrid_core::reward::yuan(v.round() as i64),
+        (Cell::Num(_), ColumnKind::Yuan) => String::new(),
         (Cell::Num(v), ColumnKind::Score | ColumnKind::Text) => format_score(*v),
     }
 }
@@ -125,6 +147,15 @@ pub fn format_score(v: f64) -> String {
     }
     let rounded = (v * 10.0).round() / 10.0 + 0.0;
     format!("{rounded:.1}")
+}
+
+/// `87.456` → `87.46`, `-2.5` → `-2.50`.
+pub fn format_points(v: f64) -> String {
+    if !v.is_finite() {
+        return String::new();
+    }
+    let rounded = (v * 100.0).round() / 100.0 + 0.0;
+    format!("{rounded:.2}")
 }
 
 /// Errors of the renderers. They come from drawing or writing into memory, so any of them is
@@ -171,6 +202,14 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn only_keeps_the_named_columns_in_order() {
+        let t = sample().only(&["grade", "name", "nope"]);
+        assert_eq!(t.columns.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), ["grade", "name"]);
+        assert_eq!(t.rows[0], vec![Cell::from("B"), Cell::from("丰财街道")]);
+        assert_eq!(t.rows.len(), 3);
+    }
+
+    #[test]
     fn cells_format_by_column_kind() {
         assert_eq!(format_cell(&Cell::Num(0.875), ColumnKind::Rate), "87.50%");
         assert_eq!(format_cell(&Cell::Num(1.0 / 3.0), ColumnKind::Rate), "33.33%");
@@ -182,6 +221,12 @@ pub(crate) mod tests {
         assert_eq!(format_cell(&Cell::Num(100.0), ColumnKind::Score), "100.0");
         assert_eq!(format_cell(&Cell::Int(12), ColumnKind::Int), "12");
         assert_eq!(format_cell(&Cell::Empty, ColumnKind::Rate), "");
+        assert_eq!(format_cell(&Cell::Num(87.456), ColumnKind::Points), "87.46");
+        assert_eq!(format_cell(&Cell::Num(-2.5), ColumnKind::Points), "-2.50");
+        assert_eq!(format_cell(&Cell::Num(-0.001), ColumnKind::Points), "0.00");
+        assert_eq!(format_cell(&Cell::Int(57_750_000), ColumnKind::Yuan), "577500.00");
+        assert_eq!(format_cell(&Cell::Int(-5), ColumnKind::Yuan), "-0.05");
+        assert_eq!(format_cell(&Cell::Int(i64::MAX), ColumnKind::Yuan), "92233720368547758.07", "exact, no float");
         assert_eq!(Cell::from(f64::NAN), Cell::Empty);
     }
 }

@@ -33,9 +33,11 @@ pub fn to_xlsx(table: &Table, created: jiff::Timestamp) -> Result<Vec<u8>, Repor
             ColumnKind::Int => Format::new().set_num_format("0"),
             ColumnKind::Rate => Format::new().set_num_format("0.00%"),
             ColumnKind::Score => Format::new().set_num_format("0.0"),
+            ColumnKind::Points | ColumnKind::Yuan => Format::new().set_num_format("0.00"),
         })
         .collect();
 
+    let kinds: Vec<ColumnKind> = table.columns.iter().map(|c| c.kind).collect();
     let sheet = book.add_worksheet();
     sheet.set_name(sheet_name(&table.title)).map_err(err)?;
     for (c, col) in table.columns.iter().enumerate() {
@@ -52,8 +54,16 @@ pub fn to_xlsx(table: &Table, created: jiff::Timestamp) -> Result<Vec<u8>, Repor
                 Cell::Text(s) => {
                     sheet.write_string_with_format(r, c, s, fmt).map_err(err)?;
                 }
+                Cell::Int(fen) if kinds[usize::from(c)] == ColumnKind::Yuan => {
+                    // The nearest double to the exact yuan: shown with two decimals it is
+                    // exact for any amount below 2^53 fen (90 trillion yuan).
+                    sheet.write_number_with_format(r, c, *fen as f64 / 100.0, fmt).map_err(err)?;
+                }
                 Cell::Int(n) => {
                     sheet.write_number_with_format(r, c, *n as f64, fmt).map_err(err)?;
+                }
+                Cell::Num(v) if v.is_finite() && kinds[usize::from(c)] == ColumnKind::Yuan => {
+                    sheet.write_number_with_format(r, c, v.round() / 100.0, fmt).map_err(err)?;
                 }
                 Cell::Num(v) if v.is_finite() => {
                     sheet.write_number_with_format(r, c, *v, fmt).map_err(err)?;
@@ -175,6 +185,27 @@ mod tests {
         let core = part(&bytes, "docProps/core.xml");
         assert!(core.contains("2026-12-01T00:30:00Z"), "{core}");
         assert!(core.contains("<dc:title>街道评价 2026年11月</dc:title>"), "{core}");
+    }
+
+    #[test]
+    fn money_is_yuan_from_fen_and_points_have_two_decimals() {
+        use crate::report::Column;
+        let t = Table {
+            title: "结算".into(),
+            columns: vec![
+                Column::new("amount_yuan", "金额(元)", ColumnKind::Yuan),
+                Column::new("amount_fen", "金额(分)", ColumnKind::Int),
+                Column::new("score", "总分", ColumnKind::Points),
+            ],
+            rows: vec![vec![Cell::Int(57_170_500), Cell::Int(57_170_500), Cell::Num(87.46)]],
+        };
+        let bytes = to_xlsx(&t, created()).unwrap();
+        let (sheet, styles) = (part(&bytes, "xl/worksheets/sheet1.xml"), part(&bytes, "xl/styles.xml"));
+        assert_eq!(number_format(&sheet, &styles, "A2"), ("571705".into(), "0.00".into()));
+        assert_eq!(number_format(&sheet, &styles, "B2"), ("57170500".into(), "0".into()));
+        assert_eq!(number_format(&sheet, &styles, "C2"), ("87.46".into(), "0.00".into()));
+        let csv = String::from_utf8(crate::report::csv::to_csv(&t)).unwrap();
+        assert!(csv.ends_with("金额(元),金额(分),总分\r\n571705.00,57170500,87.46\r\n"), "{csv}");
     }
 
     #[test]

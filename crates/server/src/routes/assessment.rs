@@ -8,11 +8,13 @@
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Json, Path, Problem, Query};
+use crate::routes::assessment_reports as sheets;
 use crate::routes::cases::{LocationIn, ReportBody};
 use crate::routes::evaluation::{evaluate, EvalQuery};
+use crate::routes::reports::download_format;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use citygrid_core::assessment::contract::{self, CollectionFacts, FindingLine, LedgerLine, Statement};
 use citygrid_core::assessment::draw::{self, Assessor, GridWeight, Inputs, Place, StreetPool};
@@ -55,14 +57,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Roles that read assessments: the centre's leadership and evaluators, and district command
 /// centres for their district's streets.
-const READERS: &[Role] = &[Role::Admin, Role::Evaluator, Role::Leader, Role::Commander];
+pub(crate) const READERS: &[Role] = &[Role::Admin, Role::Evaluator, Role::Leader, Role::Commander];
 /// Roles that assess (考评): enter special-work assessments, draw, reveal, record findings.
 const ASSESSORS: &[Role] = &[Role::Admin, Role::Evaluator];
 /// Roles that read contract statements (city-wide figures).
 const CONTRACT_READERS: &[Role] = &[Role::Admin, Role::Evaluator, Role::Leader];
 
 /// The region prefix a reader is bound to (`None` = the whole city); other scopes are refused.
-fn region_prefix(auth: &Auth) -> ApiResult<Option<String>> {
+pub(crate) fn region_prefix(auth: &Auth) -> ApiResult<Option<String>> {
     match &auth.user.scope {
         Scope::Region { code } if code.level() == RegionLevel::City => Ok(None),
         Scope::Region { code } => Ok(Some(code.as_str().to_owned())),
@@ -84,7 +86,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
-fn offset(app: &AppState) -> jiff::tz::Offset {
+pub(crate) fn offset(app: &AppState) -> jiff::tz::Offset {
     jiff::tz::Offset::from_seconds(app.calendar().utc_offset_minutes() * 60).unwrap_or(jiff::tz::Offset::UTC)
 }
 
@@ -112,7 +114,7 @@ fn month_bounds(app: &AppState, month: &str) -> Option<(Timestamp, Timestamp)> {
     Some((start, end))
 }
 
-fn query_month(m: &str) -> ApiResult<String> {
+pub(crate) fn query_month(m: &str) -> ApiResult<String> {
     if settlement::valid_month(m) {
         Ok(m.to_owned())
     } else {
@@ -203,9 +205,18 @@ async fn street_parts(app: &AppState, cfg: &Config, month: &str) -> ApiResult<Ve
         .collect())
 }
 
+/// A month's rows as published, or else ranked now without changes against the month before
+/// (the scores and ranks are the same either way): one point of a trend.
+pub(crate) async fn month_rows(app: &AppState, cfg: &Config, month: &str) -> ApiResult<Vec<RankRow>> {
+    match app.store.assessment_published(month).await? {
+        Some(p) => serde_json::from_str(&p.data).map_err(internal),
+        None => Ok(assessment::rank(cfg.weights, street_parts(app, cfg, month).await?, &[])),
+    }
+}
+
 /// A month's ranking: the published one if the month is published, else computed now against
 /// the previous month (its published ranking, or computed the same way).
-async fn ranking(app: &AppState, cfg: &Config, month: &str) -> ApiResult<(Vec<RankRow>, Option<Timestamp>)> {
+pub(crate) async fn ranking(app: &AppState, cfg: &Config, month: &str) -> ApiResult<(Vec<RankRow>, Option<Timestamp>)> {
     if let Some(p) = app.store.assessment_published(month).await? {
         let rows: Vec<RankRow> = serde_json::from_str(&p.data).map_err(internal)?;
         return Ok((rows, Some(p.published_at)));
@@ -226,6 +237,8 @@ async fn ranking(app: &AppState, cfg: &Config, month: &str) -> ApiResult<(Vec<Ra
 pub struct MonthQuery {
     /// `YYYY-MM`.
     pub month: String,
+    /// `json` (default), `csv` or `xlsx`: the same figures as a download (or ask by `Accept`).
+    pub format: Option<String>,
 }
 
 /// A month's street ranking.
@@ -246,22 +259,28 @@ pub struct RankingOut {
 /// parts (digital-urban-management, special work, on-site), its rank overall and in its class
 /// (urban / fringe), and the change against the previous month.
 #[utoipa::path(get, path = "/api/v1/assessments/streets", tag = "assessment", security(("bearer" = [])), params(MonthQuery),
-    responses((status = 200, body = RankingOut), (status = 400, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "JSON, or with `format`/`Accept` a CSV or XLSX download", content(
+            (RankingOut = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn street_ranking(
     State(app): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     Query(q): Query<MonthQuery>,
-) -> ApiResult<Json<RankingOut>> {
+) -> ApiResult<Response> {
     auth.require(READERS)?;
     let prefix = region_prefix(&auth)?;
     let month = query_month(&q.month)?;
+    let download = download_format(q.format.as_deref(), &headers)?;
     let cfg = app.store.assessment_config().await?;
     let (mut rows, published_at) = ranking(&app, &cfg, &month).await?;
     if let Some(p) = prefix {
         rows.retain(|r| r.parts.street_code.starts_with(&p));
     }
-    Ok(Json(RankingOut { month, published: published_at.is_some(), published_at, weights: cfg.weights, rows }))
+    let out = RankingOut { month, published: published_at.is_some(), published_at, weights: cfg.weights, rows };
+    let stem = format!("street-assessment-{}", out.month);
+    sheets::respond(&app, download, out, sheets::ranking_table, &stem).await
 }
 
 /// Publish a month's ranking (发布): administrators, city scope, once the month has ended. The
@@ -335,7 +354,7 @@ pub struct SpecialOut {
     pub created_at: Timestamp,
 }
 
-fn special_out(s: SpecialRow) -> SpecialOut {
+pub(crate) fn special_out(s: SpecialRow) -> SpecialOut {
     SpecialOut {
         id: s.id,
         month: s.month,
@@ -440,27 +459,36 @@ pub struct SpecialQuery {
     pub month: String,
     /// Only this street (9 digits).
     pub street: Option<String>,
+    /// `json` (default), `csv` or `xlsx` (or ask by `Accept`).
+    pub format: Option<String>,
 }
 
 /// Special-work assessments of a month, in the reader's scope.
 #[utoipa::path(get, path = "/api/v1/assessments/special", tag = "assessment", security(("bearer" = [])), params(SpecialQuery),
-    responses((status = 200, body = Vec<SpecialOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "JSON, or with `format`/`Accept` a CSV or XLSX download", content(
+            (Vec<SpecialOut> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_special(
     State(app): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     Query(q): Query<SpecialQuery>,
-) -> ApiResult<Json<Vec<SpecialOut>>> {
+) -> ApiResult<Response> {
     auth.require(READERS)?;
     let prefix = region_prefix(&auth)?;
     let month = query_month(&q.month)?;
     if q.street.as_deref().is_some_and(|s| s.len() != 9 || !s.bytes().all(|b| b.is_ascii_digit())) {
         return Err(ApiError::bad_query("street", "a 9-digit street code"));
     }
+    let download = download_format(q.format.as_deref(), &headers)?;
     let rows = app.store.list_special_assessments(&month, prefix.as_deref()).await?;
-    Ok(Json(
-        rows.into_iter().filter(|r| q.street.as_ref().is_none_or(|s| &r.street_code == s)).map(special_out).collect(),
-    ))
+    let out: Vec<SpecialOut> =
+        rows.into_iter().filter(|r| q.street.as_ref().is_none_or(|s| &r.street_code == s)).map(special_out).collect();
+    let (map, off) = (app.map(), offset(&app));
+    let stem = format!("special-assessments-{month}");
+    sheets::respond(&app, download, out, |rows| sheets::special_table(&month, rows, &map.region_names, off), &stem)
+        .await
 }
 
 // ---- three-random draws ----------------------------------------------------------------------
@@ -505,7 +533,7 @@ pub struct DrawOut {
     pub created_at: Timestamp,
 }
 
-fn draw_out(d: DrawRow) -> DrawOut {
+pub(crate) fn draw_out(d: DrawRow) -> DrawOut {
     DrawOut {
         id: d.id,
         month: d.month,
@@ -664,25 +692,35 @@ pub async fn create_draw(
 pub struct DrawQuery {
     /// Only draws of this month, `YYYY-MM`.
     pub month: Option<String>,
+    /// `json` (default), `csv` or `xlsx`: one row per drawn place (or ask by `Accept`).
+    pub format: Option<String>,
 }
 
 /// Draws, newest first. Readers in a district see only their district's places.
 #[utoipa::path(get, path = "/api/v1/assessments/draws", tag = "assessment", security(("bearer" = [])), params(DrawQuery),
-    responses((status = 200, body = Vec<DrawOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "JSON, or with `format`/`Accept` a CSV or XLSX download (a row per place)", content(
+            (Vec<DrawOut> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_draws(
     State(app): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     Query(q): Query<DrawQuery>,
-) -> ApiResult<Json<Vec<DrawOut>>> {
+) -> ApiResult<Response> {
     auth.require(READERS)?;
     let prefix = region_prefix(&auth)?;
     let month = q.month.as_deref().map(query_month).transpose()?;
+    let download = download_format(q.format.as_deref(), &headers)?;
     let draws = app.store.list_draws(month.as_deref()).await?;
-    Ok(Json(draws.into_iter().map(|d| scoped(draw_out(d), prefix.as_deref())).collect()))
+    let out: Vec<DrawOut> = draws.into_iter().map(|d| scoped(draw_out(d), prefix.as_deref())).collect();
+    let (map, off) = (app.map(), offset(&app));
+    let stem = format!("draws{}", month.as_deref().map(|m| format!("-{m}")).unwrap_or_default());
+    sheets::respond(&app, download, out, |d| sheets::draws_table(month.as_deref(), d, &map.region_names, off), &stem)
+        .await
 }
 
-fn scoped(mut d: DrawOut, prefix: Option<&str>) -> DrawOut {
+pub(crate) fn scoped(mut d: DrawOut, prefix: Option<&str>) -> DrawOut {
     if let Some(p) = prefix {
         d.places.retain(|pl| pl.street_code.starts_with(p));
     }
@@ -828,7 +866,7 @@ pub struct FindingOut {
     pub photo_ids: Vec<String>,
 }
 
-fn finding_out(f: FindingRow) -> FindingOut {
+pub(crate) fn finding_out(f: FindingRow) -> FindingOut {
     FindingOut {
         id: f.id,
         draw_id: f.draw_id,
@@ -944,27 +982,44 @@ pub async fn add_finding(
     Ok((StatusCode::CREATED, Json(finding_out(row))))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FormatQuery {
+    /// `json` (default), `csv` or `xlsx` (or ask by `Accept`).
+    pub format: Option<String>,
+}
+
 /// The findings of a draw, in the reader's scope.
 #[utoipa::path(get, path = "/api/v1/assessments/draws/{id}/findings", tag = "assessment", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Draw id")),
-    responses((status = 200, body = Vec<FindingOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
+    params(("id" = i64, Path, description = "Draw id"), FormatQuery),
+    responses((status = 200, description = "JSON, or with `format`/`Accept` a CSV or XLSX download", content(
+            (Vec<FindingOut> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_findings(
     State(app): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     Path(id): Path<i64>,
-) -> ApiResult<Json<Vec<FindingOut>>> {
+    Query(q): Query<FormatQuery>,
+) -> ApiResult<Response> {
     auth.require(READERS)?;
     let prefix = region_prefix(&auth)?;
+    let download = download_format(q.format.as_deref(), &headers)?;
     load_draw(&app, id).await?;
     let rows = app.store.list_findings(None, Some(id)).await?;
-    Ok(Json(
-        rows.into_iter()
-            .filter(|f| prefix.as_deref().is_none_or(|p| f.street_code.starts_with(p)))
-            .map(finding_out)
-            .collect(),
-    ))
+    let out: Vec<FindingOut> = rows
+        .into_iter()
+        .filter(|f| prefix.as_deref().is_none_or(|p| f.street_code.starts_with(p)))
+        .map(finding_out)
+        .collect();
+    let (map, off) = (app.map(), offset(&app));
+    let title = format!("三随机抽取 {id} 实地考核发现问题");
+    let stem = format!("findings-draw-{id}");
+    sheets::respond(&app, download, out, |f| sheets::findings_table(&app, &title, f, &map.region_names, off), &stem)
+        .await
 }
 
 // ---- contracts -------------------------------------------------------------------------------
@@ -1026,16 +1081,20 @@ pub struct CollectionOut {
 /// `collection` deductions, on-site findings in collectors' areas, levels not met) and the net
 /// payable, all in integer fen. City scope.
 #[utoipa::path(get, path = "/api/v1/contracts/collection/statements", tag = "assessment", security(("bearer" = [])), params(MonthQuery),
-    responses((status = 200, body = CollectionOut), (status = 400, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "JSON, or with `format`/`Accept` a CSV or XLSX download (a row per line of the statement)", content(
+            (CollectionOut = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn collection_statement(
     State(app): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     Query(q): Query<MonthQuery>,
-) -> ApiResult<Json<CollectionOut>> {
+) -> ApiResult<Response> {
     auth.require(CONTRACT_READERS)?;
     require_city(&auth)?;
     let month = query_month(&q.month)?;
+    let download = download_format(q.format.as_deref(), &headers)?;
     let (from, to) = month_bounds(&app, &month).ok_or_else(|| ApiError::bad_query("month", "a month as YYYY-MM"))?;
     let cfg = app.store.assessment_config().await?;
     let grids = app.grids();
@@ -1087,11 +1146,10 @@ pub async fn collection_statement(
     }
     let statement = contract::collection_statement(&cfg.collection, &month, &f)
         .ok_or_else(|| ApiError::bad_query("month", "a month as YYYY-MM"))?;
-    Ok(Json(CollectionOut {
-        statement,
-        collectors_contracted: cfg.collection.collectors,
-        collectors_active: people.len(),
-    }))
+    let out =
+        CollectionOut { statement, collectors_contracted: cfg.collection.collectors, collectors_active: people.len() };
+    let stem = format!("collection-statement-{month}");
+    sheets::respond(&app, download, out, sheets::collection_table, &stem).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1102,6 +1160,8 @@ pub struct CleaningQuery {
     pub month: String,
     /// One contractor (its name as its contractor areas' owner); all when absent.
     pub contractor: Option<String>,
+    /// `json` (default), `csv` or `xlsx` (or ask by `Accept`).
+    pub format: Option<String>,
 }
 
 /// Cleaning contractors' monthly statements (保洁合同月度结算), the same shape as the collection
@@ -1109,17 +1169,21 @@ pub struct CleaningQuery {
 /// findings of cleaning classes in their areas), deductions with their cases, net payable.
 /// City scope.
 #[utoipa::path(get, path = "/api/v1/contracts/cleaning/statements", tag = "assessment", security(("bearer" = [])), params(CleaningQuery),
-    responses((status = 200, body = Vec<Statement>), (status = 400, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "JSON, or with `format`/`Accept` a CSV or XLSX download (a row per line of the statements)", content(
+            (Vec<Statement> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn cleaning_statements(
     State(app): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     Query(q): Query<CleaningQuery>,
-) -> ApiResult<Json<Vec<Statement>>> {
+) -> ApiResult<Response> {
     auth.require(CONTRACT_READERS)?;
     require_city(&auth)?;
     let month = query_month(&q.month)?;
+    let download = download_format(q.format.as_deref(), &headers)?;
     let cfg = app.store.assessment_config().await?;
     let map = app.map();
     let ledger = ledger_lines(&app, PartyKind::Contractor, q.contractor.as_deref(), &month).await?;
@@ -1164,5 +1228,7 @@ pub async fn cleaning_statements(
                 .ok_or_else(|| ApiError::bad_query("month", "a month as YYYY-MM"))?,
         );
     }
-    Ok(Json(out))
+    let title = format!("保洁合同月度结算 {month}");
+    let stem = format!("cleaning-statements-{month}");
+    sheets::respond(&app, download, out, |s| sheets::statements_table(&title, s, None), &stem).await
 }

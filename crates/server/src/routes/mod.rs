@@ -1,6 +1,7 @@
 //! HTTP handlers; one module per resource, paths mirror URLs.
 
 pub mod assessment;
+pub mod assessment_reports;
 pub mod cases;
 pub mod catalogue;
 pub mod citizen;

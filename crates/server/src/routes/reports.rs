@@ -231,7 +231,13 @@ pub async fn evaluation_download(
         SubjectKind::Region => format!("-{}", q.level.unwrap_or(RegionLevel::Street).as_str()),
         _ => String::new(),
     };
-    let stem = format!("evaluation-{}{level}-{}-{}", q.subject.as_str(), q.from, q.to);
+    table_download(app, table, &format!("evaluation-{}{level}-{}-{}", q.subject.as_str(), q.from, q.to), as_).await
+}
+
+/// Any view's `table` as a CSV or XLSX attachment named `{stem}.csv|.xlsx`: the one way every
+/// evaluation, assessment and contract view is downloaded. The workbook is written on the
+/// blocking pool, with the (application) clock's time as its creation time.
+pub async fn table_download(app: &AppState, table: Table, stem: &str, as_: Download) -> ApiResult<Response> {
     let (bytes, content_type, ext) = match as_ {
         Download::Csv => (crate::report::csv::to_csv(&table), CSV, "csv"),
         Download::Xlsx => {
@@ -241,7 +247,7 @@ pub async fn evaluation_download(
                 .map_err(|e| ApiError::Internal(e.to_string()))??;
             (bytes, XLSX, "xlsx")
         }
-        Download::Json => return Err(ApiError::Internal("a JSON evaluation is not a download".into())),
+        Download::Json => return Err(ApiError::Internal("JSON is not a download".into())),
     };
     Ok((
         [
@@ -306,7 +312,11 @@ pub async fn chart_png(State(app): State<AppState>, auth: Auth, Query(p): Query<
 }
 
 async fn chart_response(app: &AppState, auth: &Auth, p: &ChartParams, format: ImageFormat) -> ApiResult<Response> {
-    let chart = build_chart(app, auth, p).await?;
+    image_response(build_chart(app, auth, p).await?, format).await
+}
+
+/// A chart as the answer of a chart endpoint: drawn on the blocking pool, not cached.
+pub async fn image_response(chart: Chart, format: ImageFormat) -> ApiResult<Response> {
     let bytes = render(chart, format).await?;
     Ok(([(header::CONTENT_TYPE, format.content_type()), (header::CACHE_CONTROL, "private, no-store")], bytes)
         .into_response())
@@ -450,6 +460,7 @@ fn ranking_chart(title: &str, measure: &Measure, rows: &[EvaluationRow], worst: 
                     label: r.name.clone(),
                     value: measure.value(r)?,
                     grade: (measure.name == "score").then(|| r.grade.clone()),
+                    band: None,
                 })
             })
             .collect(),
@@ -856,7 +867,7 @@ fn key_table(title: &str, rows: &[EvaluationRow], key: &[&str]) -> Table {
     }
 }
 
-fn offset_text(minutes: i32) -> String {
+pub fn offset_text(minutes: i32) -> String {
     let sign = if minutes < 0 { '-' } else { '+' };
     let m = minutes.unsigned_abs();
     if m.is_multiple_of(60) {
@@ -867,7 +878,7 @@ fn offset_text(minutes: i32) -> String {
 }
 
 /// Now on the city's clock, e.g. `2026-12-01 08:30 (UTC+8)`.
-fn local_time(app: &AppState) -> String {
+pub fn local_time(app: &AppState) -> String {
     let minutes = app.calendar().utc_offset_minutes();
     let offset = jiff::tz::Offset::from_seconds(minutes * 60).unwrap_or(jiff::tz::Offset::UTC);
     let local = app.now().to_zoned(jiff::tz::TimeZone::fixed(offset));

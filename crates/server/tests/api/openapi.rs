@@ -79,6 +79,9 @@ const PATHS: &[(&str, &[&str])] = &[
     ("/api/v1/evaluations/chart.svg", &["get"]),
     ("/api/v1/evaluations/chart.png", &["get"]),
     ("/api/v1/reports/districts/{code}/{month}", &["get"]),
+    ("/api/v1/assessments/streets/chart.svg", &["get"]),
+    ("/api/v1/assessments/streets/chart.png", &["get"]),
+    ("/api/v1/reports/assessments/{month}", &["get"]),
 ];
 
 /// Operations that need no token: signing in.
