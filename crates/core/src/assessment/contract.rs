@@ -230,8 +230,10 @@ pub struct Deduction {
     pub owner: Option<String>,
 }
 
-/// A contract's monthly statement (合同月度结算单).
+/// A contract's monthly statement (合同月度结算单). Named `ContractStatement` in the OpenAPI
+/// document: the ledger's deduction statement is `Statement` there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ContractStatement)]
 pub struct Statement {
     /// `collection` or `cleaning`.
     pub contract: String,
