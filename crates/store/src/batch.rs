@@ -84,11 +84,15 @@ macro_rules! batcher {
             // caller in it gets an error and may retry with its key.
             let mut results = Vec::with_capacity(jobs.len());
             let mut failed = None;
+            // The evaluation counts of every report of the batch, summed per subject and period
+            // and added in one go before the commit: a batch's reports share their streets,
+            // districts and days.
+            let mut counts: Vec<crate::evaluation::CountRow> = Vec::new();
             for (job, reply) in jobs {
                 let result = if failed.is_some() {
                     Err(StoreError::Commit("an earlier report in the same commit failed".into()))
                 } else {
-                    match crate::create_in!(tx, job) {
+                    match crate::create_in!(tx, job, counts) {
                         Err(StoreError::IdempotencyMismatch) => Err(StoreError::IdempotencyMismatch),
                         Err(StoreError::Refused(r)) => Err(StoreError::Refused(r)),
                         Err(e) => {
@@ -99,6 +103,17 @@ macro_rules! batcher {
                     }
                 };
                 results.push((result, reply));
+            }
+            if failed.is_none() {
+                let rows = crate::evaluation::merge_rows(counts);
+                let added: Result<()> = async {
+                    crate::evaluation::add_counts!(tx, &rows);
+                    Ok(())
+                }
+                .await;
+                if let Err(e) = added {
+                    failed = Some(e.to_string());
+                }
             }
             if let Some(e) = failed {
                 let _ = tx.rollback().await;

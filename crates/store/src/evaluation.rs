@@ -37,6 +37,23 @@ pub(crate) fn count_rows(contributions: &[Contribution]) -> Vec<CountRow> {
         .collect()
 }
 
+/// Rows with the same subject and period summed into one (what one statement needs).
+pub(crate) fn merge_rows(rows: Vec<CountRow>) -> Vec<CountRow> {
+    let mut sums: BTreeMap<(TallyKind, i32, String), Tally> = BTreeMap::new();
+    for r in rows {
+        match sums.get_mut(&(r.kind, r.period, r.subject.clone())) {
+            Some(t) => t.merge(&r.tally),
+            None => {
+                sums.insert((r.kind, r.period, r.subject), r.tally);
+            }
+        }
+    }
+    sums.into_iter()
+        .filter(|(_, t)| !t.is_zero())
+        .map(|((kind, period, subject), tally)| CountRow { kind, period, subject, tally })
+        .collect()
+}
+
 /// Rows per statement: 500 × 34 parameters stays under SQLite's 32,766 and PostgreSQL's 65,535.
 pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 

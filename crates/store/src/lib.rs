@@ -332,9 +332,11 @@ macro_rules! append_event {
 }
 
 /// The statements of one create, on the connection or transaction `$c`; evaluates to
-/// `Result<Created>`. Shared by the PostgreSQL path and SQLite's group-commit writer.
+/// `Result<Created>`. Shared by the PostgreSQL path and SQLite's group-commit writer. The
+/// evaluation count rows of the report are pushed to `$counts` for the caller to add in the
+/// same transaction.
 macro_rules! create_in {
-    ($c:ident, $job:expr) => {{
+    ($c:ident, $job:expr, $counts:expr) => {{
         let job: &CreateJob = &$job;
         async {
             let idem_claim = "INSERT INTO idempotency (user_id, key, request_hash, case_id, created_at) \
@@ -422,8 +424,8 @@ macro_rules! create_in {
             let case = Case { id, ..case };
             sqlx::query(set_data).bind(json(&case)?).bind(id).execute(&mut *$c).await?;
             $crate::append_event!($c, id, &event);
-            let counts = $crate::evaluation::event_rows(None, &case, &event, job.offset);
-            $crate::evaluation::add_counts!($c, &counts);
+            // The evaluation counts of the whole batch are added once, before its commit.
+            $counts.extend($crate::evaluation::event_rows(None, &case, &event, job.offset));
             if let Some(k) = &job.idem {
                 sqlx::query(idem_set).bind(id).bind(k.user_id).bind(&k.key).execute(&mut *$c).await?;
             }
