@@ -322,7 +322,8 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
                 add(TallyKind::Collector, a, Counter::Verified, 1);
                 add(TallyKind::Collector, a, Counter::VerifiedOnTime, i64::from(on_time));
             }
-            if *confirmed && after.source == Source::Citizen {
+            // Citizens and the hotline are the public's supervision (监督举报); both are verified.
+            if *confirmed && after.source.needs_verification() {
                 for_regions(&mut add, Counter::CitizenConfirmed, 1);
             }
         }
@@ -348,7 +349,9 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
         }
         Change::Void { duplicate_of } => {
             for_regions(&mut add, Counter::Voided, 1);
-            let was_filed = before.is_some_and(|b| b.filed_by.is_some());
+            // Void is allowed up to the filed state: filed means filed (also for cases written
+            // before `filed_by` existed, which then charge nobody).
+            let was_filed = before.is_some_and(|b| b.state == State::Filed);
             if was_filed {
                 if let Some(l) = before.and_then(|b| b.filed_by) {
                     add(TallyKind::Leader, &l.to_string(), Counter::VoidedAfterFiling, 1);
@@ -576,7 +579,8 @@ pub fn metrics(kind: SubjectKind, t: &Tally, cfg: &EvalConfig, ctx: &Context) ->
         SubjectKind::Region => {
             let per_30 = cfg.region_band(ctx.level.unwrap_or(RegionLevel::Street), ctx.region_class.as_deref());
             vec![
-                rate("citizen_report_rate", t.get(CitizenConfirmed), t.get(Filed), &[CitizenConfirmed]),
+                // What the public had to report is what the region's own patrols missed: lower is better.
+                lower_rate("citizen_report_rate", t.get(CitizenConfirmed), t.get(Filed), &[CitizenConfirmed]),
                 band("filed_band", t.get(Filed), expected(per_30), &[Filed]),
                 rate("closure_rate", t.get(DueClosed), t.get(Due), &[DueClosed]),
                 rate("on_time_closure_rate", t.get(DueClosedOnTime), t.get(Due), &[DueClosedOnTime]),
@@ -786,7 +790,10 @@ pub fn validate_weights(kind: SubjectKind, weights: &Weights) -> Result<(), Stri
     if let Some(bad) = weights.keys().find(|k| !names.contains(k)) {
         return Err(format!("{bad} is not a scored {} metric (one of {})", kind.as_str(), names.join(", ")));
     }
-    let sum: u32 = weights.values().sum();
+    if let Some((name, w)) = weights.iter().find(|(_, w)| **w > 100) {
+        return Err(format!("{name} weighs {w} %, more than 100 %"));
+    }
+    let sum: u64 = weights.values().map(|w| u64::from(*w)).sum();
     if sum != 100 {
         return Err(format!("{} weights sum to {sum} %, not 100 %", kind.as_str()));
     }

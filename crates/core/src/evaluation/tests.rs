@@ -52,9 +52,10 @@ fn region_metrics_by_hand() {
     assert_eq!(v["avg_accept_minutes"], (10.0, 110, 11));
     assert_eq!(v["avg_dispose_minutes"], (100.0, 900, 9));
     assert_eq!(v["reported"], (12.0, 12, 1));
-    // 10 × 0.3 + 20 × 10/3000 + 35 × 0.75 + 35 × 0.625 = 3 + 0.0667 + 26.25 + 21.875 = 51.19.
+    // The citizen-report rate counts 1 − 0.3 (what the public found, the patrols missed):
+    // 10 × 0.7 + 20 × 10/3000 + 35 × 0.75 + 35 × 0.625 = 7 + 0.0667 + 26.25 + 21.875 = 55.19.
     let s = score(&m, &cfg.weights[&SubjectKind::Region]);
-    assert_eq!(s, 51.19);
+    assert_eq!(s, 55.19);
     assert_eq!(cfg.grade(s), "D");
 }
 
@@ -234,6 +235,10 @@ fn weights_must_sum_to_100_and_name_real_metrics() {
     assert!(validate_weights(SubjectKind::Dispatcher, &w).unwrap_err().contains("sum to 90"));
     let w: Weights = [("dispatched".to_owned(), 100)].into();
     assert!(validate_weights(SubjectKind::Dispatcher, &w).is_err(), "a plain count carries no score");
+    // Weights that wrap a 32-bit sum to 100 are still refused.
+    let w: Weights =
+        [("on_time_dispatch_rate".to_owned(), u32::MAX), ("accurate_dispatch_rate".to_owned(), 101)].into();
+    assert!(validate_weights(SubjectKind::Dispatcher, &w).unwrap_err().contains("more than 100"));
 }
 
 #[test]

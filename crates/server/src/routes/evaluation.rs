@@ -86,6 +86,9 @@ pub struct EvaluationRow {
     /// Regions: the region class its bands are read for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region_class: Option<String>,
+    /// Anything counted for it in the period. A subject with nothing to do has every rate at
+    /// "nothing failed"; it is ranked after every active subject, whatever its score.
+    pub active: bool,
 }
 
 /// A row's metrics in the order `citygrid_core::evaluation::metrics` gives them, serialised as
@@ -149,7 +152,11 @@ pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<Evaluation
     };
     let kind = TallyKind::of(q.subject, level)
         .ok_or_else(|| ApiError::bad_query("level", "grid, community, street or district"))?;
-    let prefix = q.parent.as_ref().map(|p| p.as_str().to_owned());
+    // A city's code (320300) is not a prefix of its districts' (3203xx): its first four digits are.
+    let prefix = q.parent.as_ref().map(|p| match p.level() {
+        RegionLevel::City => p.as_str()[..4].to_owned(),
+        _ => p.as_str().to_owned(),
+    });
     let tallies: HashMap<String, Tally> = app
         .store
         .evaluation_tallies(kind, q.from, q.to, prefix.as_deref().filter(|_| q.subject == SubjectKind::Region))
@@ -169,6 +176,7 @@ pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<Evaluation
         .into_iter()
         .map(|(id, (name, username))| {
             let t = tallies.remove(&id).unwrap_or_default();
+            let active = !t.is_zero();
             let region_class = level.map(|_| cfg.region_class(&id));
             let ctx = Context {
                 level,
@@ -185,6 +193,7 @@ pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<Evaluation
                 rank: 0,
                 score,
                 region_class,
+                active,
                 metrics: MetricMap(
                     metrics
                         .into_iter()
@@ -206,14 +215,16 @@ pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<Evaluation
             }
         })
         .collect();
-    rows.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.subject_id.cmp(&b.subject_id)));
-    let mut last: Option<(f64, usize)> = None;
+    rows.sort_by(|a, b| {
+        b.active.cmp(&a.active).then_with(|| b.score.total_cmp(&a.score)).then_with(|| a.subject_id.cmp(&b.subject_id))
+    });
+    let mut last: Option<(bool, f64, usize)> = None;
     for (i, r) in rows.iter_mut().enumerate() {
         r.rank = match last {
-            Some((s, rank)) if s == r.score => rank,
+            Some((active, s, rank)) if active == r.active && s == r.score => rank,
             _ => i + 1,
         };
-        last = Some((r.score, r.rank));
+        last = Some((r.active, r.score, r.rank));
     }
     Ok(rows)
 }

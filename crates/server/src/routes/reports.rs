@@ -422,6 +422,11 @@ async fn build_chart(app: &AppState, auth: &Auth, p: &ChartParams) -> ApiResult<
                 return Err(ApiError::bad_query("limit", format!("1–{}", chart::MAX_BARS)));
             }
             let mut rows = evaluation::evaluate_for(app, auth, &q).await?;
+            // Subjects with nothing counted have nothing to rank (every rate "nothing failed"):
+            // when any subject was active, the bars are the active ones.
+            if rows.iter().any(|r| r.active) {
+                rows.retain(|r| r.active);
+            }
             measure.sort(&mut rows, worst);
             rows.truncate(limit);
             Ok(Chart::Ranking(ranking_chart(

@@ -133,10 +133,16 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     // Every other street of the city has a row too, with nothing filed.
     assert_eq!(page["rows"].as_array().unwrap().len(), page["total"].as_u64().unwrap() as usize);
     assert!(page["total"].as_u64().unwrap() > 1);
-    // Best first, ranked.
-    let scores: Vec<f64> = page["rows"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect();
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
-    assert_eq!(page["rows"][0]["rank"], 1);
+    // Active subjects first (the only street with cases ranks first however it scores: the
+    // idle ones have nothing that could fail), each group best first.
+    let rows = page["rows"].as_array().unwrap();
+    assert_eq!(
+        (rows[0]["subject_id"].as_str(), rows[0]["rank"].as_u64(), rows[0]["active"].as_bool()),
+        (Some(STREET), Some(1), Some(true))
+    );
+    assert!(rows[1..].iter().all(|r| r["active"] == false));
+    let idle: Vec<f64> = rows[1..].iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(idle.windows(2).all(|w| w[0] >= w[1]));
 
     // The department and the posts.
     let depts = app.get(&evaluator, "/api/v1/evaluations?subject=department&period=2026-09").await.ok(200);

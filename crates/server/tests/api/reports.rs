@@ -153,7 +153,13 @@ async fn charts_render_in_both_formats(backend: Backend) {
     assert!(svg.starts_with("<svg"));
     assert!(svg.contains("街道得分排名 2026-09-01 至 2026-09-30"));
     let rows = app.get(&admin, STREETS).await.ok(200)["rows"].as_array().unwrap().clone();
-    for (i, row) in rows.iter().enumerate() {
+    let active: Vec<&serde_json::Value> = rows.iter().filter(|r| r["active"] == true).collect();
+    assert!(!active.is_empty());
+    assert!(
+        !svg.contains(rows.iter().find(|r| r["active"] == false).unwrap()["name"].as_str().unwrap()),
+        "idle streets are not ranked"
+    );
+    for (i, row) in active.iter().enumerate() {
         // Bars in the evaluation's order (best first), each with its score and grade.
         let label = format!("{}. {}", i + 1, row["name"].as_str().unwrap());
         assert!(svg.contains(&label), "{label}");
@@ -185,10 +191,14 @@ async fn charts_render_in_both_formats(backend: Backend) {
     let svg = String::from_utf8(heat.body).unwrap();
     assert_eq!(svg.matches("<polygon").count(), 50, "one polygon per grid of the district");
     assert!(svg.contains("网格得分分布") && svg.contains("最差网格"));
-    // The worst grids are outlined: the two with cases score below the quiet ones, which tie
-    // and so are not singled out.
+    // The worst ten grids are outlined, but only those strictly worse than the eleventh: grids
+    // that tie with the rest (the quiet ones) are not singled out.
+    let grids = app.get(&commander, "/api/v1/evaluations?subject=region&level=grid&period=2026-09").await.ok(200);
+    let mut scores: Vec<f64> = grids["rows"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    scores.sort_by(f64::total_cmp);
+    let expected = scores.iter().filter(|s| **s < scores[10]).count();
     let outlined = svg.lines().filter(|l| l.starts_with("<polyline") && l.contains("stroke=\"#000000\"")).count();
-    assert_eq!(outlined, 2, "{svg}");
+    assert_eq!(outlined, expected, "{svg}");
     // Communities without a polygon of their own are drawn as their grids: 4 communities, 50 parts,
     // each named on the map.
     let by_community =
