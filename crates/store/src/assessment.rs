@@ -8,7 +8,7 @@
 //! findings are immutable. What a score, a draw or a statement is, `citygrid_core::assessment`
 //! decides.
 
-use crate::{both, corrupt, from_ms, json, ms, parse_json, Inner, Result, Store, StoreError};
+use crate::{both, corrupt, from_ms, json, locked_tx, ms, parse_json, Inner, Result, Store, StoreError};
 use citygrid_core::assessment::draw::{Inputs, Place};
 use citygrid_core::assessment::{Config, SpecialItem};
 use jiff::Timestamp;
@@ -21,25 +21,6 @@ const PUBLISHED: &str = "SELECT COUNT(*) FROM assessment_publications WHERE mont
 
 fn frozen(month: &str) -> StoreError {
     StoreError::Conflict(format!("the assessment of {month} is published and frozen"))
-}
-
-/// Run `$body` inside an assessment transaction `$tx` on the write pool `$w` (lock taken first).
-macro_rules! assessment_tx {
-    ($w:ident, |$tx:ident| $body:block) => {{
-        let mut conn = $w.acquire().await?;
-        let result = async {
-            let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
-            sqlx::query(LOCK).execute(&mut *$tx).await?;
-            let out = $body;
-            $tx.commit().await?;
-            Ok::<_, StoreError>(out)
-        }
-        .await;
-        if matches!(result, Err(StoreError::Db(_))) {
-            conn.close_on_drop();
-        }
-        result
-    }};
 }
 
 /// A special-work assessment (专项工作考核) of a street in a month.
@@ -273,7 +254,7 @@ impl Store {
     /// Publish a month with its ranking (JSON); `Conflict` when it was published already.
     pub async fn publish_assessment(&self, month: &str, data: &str, by: i64, now: Timestamp) -> Result<Publication> {
         both!(self, |w, _r, _f| {
-            assessment_tx!(w, |tx| {
+            locked_tx!(w, LOCK, |tx| {
                 let n: i64 = sqlx::query_scalar(PUBLISHED).bind(month).fetch_one(&mut *tx).await?;
                 if n > 0 {
                     return Err(StoreError::Conflict(format!("the assessment of {month} is published already")));
@@ -298,7 +279,7 @@ impl Store {
         let points: f64 = s.items.iter().map(|i| i.points).sum();
         let data = json(&SpecialData { items: s.items.clone(), photo_ids: s.photo_ids.clone(), note: s.note.clone() })?;
         let id = both!(self, |w, _r, _f| {
-            assessment_tx!(w, |tx| {
+            locked_tx!(w, LOCK, |tx| {
                 let n: i64 = sqlx::query_scalar(PUBLISHED).bind(&s.month).fetch_one(&mut *tx).await?;
                 if n > 0 {
                     return Err(frozen(&s.month));
@@ -363,7 +344,7 @@ impl Store {
     pub async fn create_draw(&self, d: &NewDraw) -> Result<DrawRow> {
         let places = json(&d.places)?;
         let id = both!(self, |w, _r, _f| {
-            assessment_tx!(w, |tx| {
+            locked_tx!(w, LOCK, |tx| {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO assessment_draws (month, seed, seed_hash, inputs, inputs_sha256, places, created_by, \
                      created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -409,7 +390,7 @@ impl Store {
     /// Reveal a draw's seed (idempotent: a revealed draw stays as it was).
     pub async fn reveal_draw(&self, id: i64, by: i64, now: Timestamp) -> Result<DrawRow> {
         both!(self, |w, _r, _f| {
-            assessment_tx!(w, |tx| {
+            locked_tx!(w, LOCK, |tx| {
                 let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM assessment_draws WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&mut *tx)
@@ -435,7 +416,7 @@ impl Store {
     pub async fn add_finding(&self, f: &NewFinding) -> Result<FindingRow> {
         let data = json(&FindingData { description: f.description.clone(), photo_ids: f.photo_ids.clone() })?;
         let id = both!(self, |w, _r, _f| {
-            assessment_tx!(w, |tx| {
+            locked_tx!(w, LOCK, |tx| {
                 let n: i64 = sqlx::query_scalar(PUBLISHED).bind(&f.month).fetch_one(&mut *tx).await?;
                 if n > 0 {
                     return Err(frozen(&f.month));

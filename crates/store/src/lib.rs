@@ -216,6 +216,28 @@ macro_rules! both {
 
 pub(crate) use both;
 
+/// Run `$body` in a transaction `$tx` on the write pool `$w` that first bumps the one-row lock
+/// `$lock` (an `UPDATE … SET n = n + 1`), so writers of that area (the ledger, the assessment)
+/// are serialised on both engines. A database error closes the connection rather than reuse it.
+macro_rules! locked_tx {
+    ($w:ident, $lock:expr, |$tx:ident| $body:block) => {{
+        let mut conn = $w.acquire().await?;
+        let result = async {
+            let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::query($lock).execute(&mut *$tx).await?;
+            let out = $body;
+            $tx.commit().await?;
+            Ok::<_, StoreError>(out)
+        }
+        .await;
+        if matches!(result, Err(StoreError::Db(_))) {
+            conn.close_on_drop();
+        }
+        result
+    }};
+}
+pub(crate) use locked_tx;
+
 const CASE_TABLES: [&str; 30] = [
     "settings",
     "regions",

@@ -5,7 +5,7 @@
 //! never both decide a reward is missing and write it twice. What is due is decided by
 //! `citygrid_core::reward`; this module only gathers the facts and appends the entries.
 
-use crate::{both, corrupt, from_ms, json, ms, parse_json, Inner, Result, Store, StoreError};
+use crate::{both, corrupt, from_ms, json, locked_tx, ms, parse_json, Inner, Result, Store, StoreError};
 use citygrid_core::case::{Case, Source};
 use citygrid_core::citizen::{PayoutChannel, Phone, Service};
 use citygrid_core::reward::{self, Entry, EntryKind, PartyKind, PastReward, ReportFacts, Reporter, Rules};
@@ -159,25 +159,6 @@ where
         created_at: from_ms(row.try_get("created_at")?)?,
         detail: parse_json(&data)?,
     })
-}
-
-/// Run `$body` inside a ledger transaction `$tx` on the write pool `$w` (lock taken first).
-macro_rules! ledger_tx {
-    ($w:ident, |$tx:ident| $body:block) => {{
-        let mut conn = $w.acquire().await?;
-        let result = async {
-            let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
-            sqlx::query(LOCK).execute(&mut *$tx).await?;
-            let out = $body;
-            $tx.commit().await?;
-            Ok::<_, StoreError>(out)
-        }
-        .await;
-        if matches!(result, Err(StoreError::Db(_))) {
-            conn.close_on_drop();
-        }
-        result
-    }};
 }
 
 /// The body of a reconciliation on the transaction `$tx`: walk the set, gather the facts,
@@ -411,7 +392,7 @@ impl Store {
             if let Some(done) = looked {
                 return Ok(done);
             }
-            let written = ledger_tx!(w, |tx| { reconcile_body!(tx, case_id, ctx, &month, true) })?;
+            let written = locked_tx!(w, LOCK, |tx| { reconcile_body!(tx, case_id, ctx, &month, true) })?;
             written.ok_or_else(|| corrupt("a locked reconciliation did not write"))
         })
     }
@@ -486,7 +467,7 @@ impl Store {
         note: Option<&str>,
     ) -> Result<()> {
         both!(self, |w, _r, _f| {
-            ledger_tx!(w, |tx| {
+            locked_tx!(w, LOCK, |tx| {
                 let row: Option<(i64, Option<i64>)> =
                     sqlx::query_as("SELECT needs_approval, reverses FROM ledger_entries WHERE id = $1")
                         .bind(entry_id)
@@ -584,7 +565,7 @@ impl Store {
             return Ok(done);
         }
         let written = both!(self, |w, _r, _f| {
-            ledger_tx!(w, |tx| {
+            locked_tx!(w, LOCK, |tx| {
                 let done: Option<String> = sqlx::query_scalar("SELECT month FROM settlements WHERE month = $1")
                     .bind(month)
                     .fetch_optional(&mut *tx)
