@@ -1,8 +1,7 @@
 //! The comprehensive evaluation through the API: live figures after each step of real loops,
 //! drill-down, periods, configuration, and the refusals.
 
-use crate::helpers::{garbage, long_tokens, spawn_app_with, tiny_jpeg, Backend, TestApp};
-use citygrid_core::org::{Role, Scope};
+use crate::helpers::{citizen, garbage, import_areas, long_tokens, spawn_app_with, tiny_jpeg, Backend, TestApp};
 use serde_json::{json, Value};
 
 backend_tests!(evaluation_follows_the_cases_live, evaluation_is_refused_outside_scope_and_validated,);
@@ -28,28 +27,6 @@ fn metric(row: &Value, name: &str) -> (f64, i64, i64) {
     (m["value"].as_f64().unwrap(), m["numerator"].as_i64().unwrap(), m["denominator"].as_i64().unwrap())
 }
 
-/// A citizen account (phone sign-in creates these); returns its token.
-async fn citizen(app: &TestApp, phone: &str) -> String {
-    let username = format!("p{phone}");
-    let hash = citygrid_server::auth::hash_password("pw").unwrap();
-    app.store
-        .create_citizen(
-            &citygrid_store::NewUser {
-                username: username.clone(),
-                display_name: format!("市民{phone}"),
-                password_hash: hash,
-                role: Role::Citizen,
-                scope: Scope::Own,
-            },
-            phone,
-            "wechat",
-            app.state.now(),
-        )
-        .await
-        .unwrap();
-    app.sign_in_with(&username, "pw").await
-}
-
 /// A collector's report through the whole loop on Monday morning, on time everywhere, and a
 /// citizen's report of the same spot verified and filed: the figures after each step, the
 /// drill-down, other periods, the collector's missed report, and a rebuild that changes nothing.
@@ -65,18 +42,7 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     let streets = "/api/v1/evaluations?subject=region&level=street&period=2026-09";
     // The collector `collector` covers the whole demo city (collector areas, owner = username).
     let admin = app.sign_in("admin").await;
-    let area = json!({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"code": "A1", "name": "全域", "owner": "collector"},
-         "geometry": {"type": "Polygon", "coordinates": [[[117.1625, 34.2455], [117.2125, 34.2455], [117.2125, 34.2755], [117.1625, 34.2755], [117.1625, 34.2455]]]}}]});
-    app.request(
-        axum::http::Method::POST,
-        "/api/v1/map/layers/collector_areas/import",
-        Some(&admin),
-        &[("content-type", "application/geo+json")],
-        area.to_string().into_bytes(),
-    )
-    .await
-    .ok(200);
+    import_areas(&app, &admin).await;
 
     app.set_time("2026-09-28 09:00");
     let id = app.report(&collector, &garbage()).await["id"].as_i64().unwrap();
@@ -106,7 +72,7 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     app.step(&leader, id, "close", Value::Null).await;
 
     // A citizen's report of the same spot, verified on site and filed.
-    let c1 = citizen(&app, "13900000001").await;
+    let c1 = citizen(&app, "13900000001").await.0;
     app.set_time("2026-09-28 14:00");
     let id2 = app.report(&c1, &garbage()).await["id"].as_i64().unwrap();
     app.set_time("2026-09-28 14:20");
@@ -262,7 +228,7 @@ async fn evaluation_is_refused_outside_scope_and_validated(backend: Backend) {
     let handler = app.sign_in("handler").await;
     let admin = app.sign_in("admin").await;
     let leader = app.sign_in("leader").await;
-    let c1 = citizen(&app, "13900000002").await;
+    let c1 = citizen(&app, "13900000002").await.0;
     app.report(&collector, &garbage()).await;
     let base = "/api/v1/evaluations?period=2026-09&subject=";
 

@@ -479,3 +479,71 @@ pub fn tiny_webp() -> Vec<u8> {
     w.extend_from_slice(&vp8l);
     w
 }
+
+// ---- shared by the money, evaluation, reports and assessment tests ------------------------
+
+/// A citizen account with a proven phone (as the one-time-code sign-in creates it); returns
+/// (token, user id).
+pub async fn citizen(app: &TestApp, phone: &str) -> (String, i64) {
+    let username = format!("p{phone}");
+    let user = app
+        .store
+        .create_citizen(
+            &citygrid_store::NewUser {
+                username: username.clone(),
+                display_name: format!("市民{phone}"),
+                password_hash: citygrid_server::auth::hash_password("pw").expect("hash"),
+                role: citygrid_core::org::Role::Citizen,
+                scope: citygrid_core::org::Scope::Own,
+            },
+            phone,
+            "wechat",
+            app.state.now(),
+        )
+        .await
+        .expect("citizen account");
+    (app.sign_in_with(&username, "pw").await, user.id)
+}
+
+/// A GeoJSON polygon of the box (x0, y0)–(x1, y1).
+pub fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> Value {
+    json!({"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]})
+}
+
+/// One cleaning contractor area (彭城保洁公司) and one collector area (`collector`) over the
+/// whole demo city, imported by `admin`.
+pub async fn import_areas(app: &TestApp, admin: &str) {
+    for (layer, owner) in [("contractor_areas", "彭城保洁公司"), ("collector_areas", "collector")] {
+        let body = json!({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"code": "A1", "name": "全域", "owner": owner},
+             "geometry": rect(117.1625, 34.2455, 117.2125, 34.2755)}]})
+        .to_string();
+        app.request(
+            Method::POST,
+            &format!("/api/v1/map/layers/{layer}/import"),
+            Some(admin),
+            &[("content-type", "application/geo+json")],
+            body.into_bytes(),
+        )
+        .await
+        .ok(200);
+    }
+}
+
+/// A CSV download's lines: UTF-8 with a BOM, CRLF. The demo city's names and the test data hold
+/// no commas or quotes, so a plain split is enough.
+pub fn csv_lines(body: &[u8]) -> Vec<Vec<String>> {
+    let text = std::str::from_utf8(body).expect("UTF-8");
+    let text = text.strip_prefix('\u{feff}').expect("a BOM first");
+    assert!(text.ends_with("\r\n"));
+    text.split_terminator("\r\n").map(|l| l.split(',').map(str::to_owned).collect()).collect()
+}
+
+/// One part of a zip (an XLSX download) as text.
+pub fn zip_part(bytes: &[u8], name: &str) -> String {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("an XLSX is a zip");
+    let mut text = String::new();
+    zip.by_name(name).expect(name).read_to_string(&mut text).expect("UTF-8 part");
+    text
+}

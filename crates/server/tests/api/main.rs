@@ -11,6 +11,7 @@
 #[macro_use]
 mod helpers;
 
+mod assessment;
 mod auth;
 mod citizen;
 mod evaluation;

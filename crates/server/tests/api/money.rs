@@ -1,9 +1,7 @@
 //! Rewards, deductions, the ledger, settlements: the scenarios of issue 4 end to end through the
 //! API, and the refusals.
 
-use crate::helpers::{long_tokens, spawn_app_with, Backend, TestApp};
-use axum::http::Method;
-use citygrid_core::org::{Role, Scope};
+use crate::helpers::{citizen, import_areas, long_tokens, spawn_app_with, Backend, TestApp};
 use serde_json::{json, Value};
 
 backend_tests!(
@@ -24,30 +22,6 @@ const P: (f64, f64) = (117.18, 34.26);
 /// Months pass in these tests: tokens must outlive them.
 async fn spawn(backend: Backend) -> TestApp {
     spawn_app_with(backend, long_tokens()).await
-}
-
-/// A citizen account with a proven phone (as the one-time-code sign-in creates it); returns
-/// (token, user id).
-async fn citizen(app: &TestApp, phone: &str) -> (String, i64) {
-    let username = format!("p{phone}");
-    let hash = citygrid_server::auth::hash_password("pw").unwrap();
-    let user = app
-        .store
-        .create_citizen(
-            &citygrid_store::NewUser {
-                username: username.clone(),
-                display_name: format!("市民{phone}"),
-                password_hash: hash,
-                role: Role::Citizen,
-                scope: Scope::Own,
-            },
-            phone,
-            "wechat",
-            app.state.now(),
-        )
-        .await
-        .unwrap();
-    (app.sign_in_with(&username, "pw").await, user.id)
 }
 
 fn cover_at(lon: f64, lat: f64) -> Value {
@@ -176,28 +150,6 @@ async fn failed_verification_and_anonymous_reports_earn_nothing(backend: Backend
         .unwrap();
     app.step(&collector, id, "verify", json!({"confirmed": true})).await;
     assert!(ledger(&app, &admin, "").await.is_empty());
-}
-
-fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> Value {
-    json!({"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]})
-}
-
-async fn import_areas(app: &TestApp, admin: &str) {
-    for (layer, owner) in [("contractor_areas", "彭城保洁公司"), ("collector_areas", "collector")] {
-        let body = json!({"type": "FeatureCollection", "features": [
-            {"type": "Feature", "properties": {"code": "A1", "name": "全域", "owner": owner},
-             "geometry": rect(117.1625, 34.2455, 117.2125, 34.2755)}]})
-        .to_string();
-        app.request(
-            Method::POST,
-            &format!("/api/v1/map/layers/{layer}/import"),
-            Some(admin),
-            &[("content-type", "application/geo+json")],
-            body.into_bytes(),
-        )
-        .await
-        .ok(200);
-    }
 }
 
 async fn cleaning_contractor_is_docked_and_statement_traces_the_case(backend: Backend) {

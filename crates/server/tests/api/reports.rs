@@ -1,10 +1,9 @@
 //! Reports and charts: evaluation downloads (CSV, XLSX), charts (SVG, PNG) and the monthly
 //! district report, with their refusals.
 
-use crate::helpers::{garbage_at, spawn_app, tiny_png, Backend, TestApp, QUANSHAN, YUNLONG};
+use crate::helpers::{csv_lines, garbage_at, spawn_app, tiny_png, zip_part, Backend, TestApp, QUANSHAN, YUNLONG};
 use axum::http::Method;
 use serde_json::{json, Value};
-use std::io::Read;
 
 backend_tests!(
     downloads_follow_format_and_accept,
@@ -46,21 +45,6 @@ async fn seeded(backend: Backend) -> TestApp {
 
     app.report(&collector, &garbage_at(YUNLONG.0, YUNLONG.1)).await;
     app
-}
-
-fn csv_lines(body: &[u8]) -> Vec<Vec<String>> {
-    let text = std::str::from_utf8(body).expect("UTF-8");
-    let text = text.strip_prefix('\u{feff}').expect("a BOM first");
-    assert!(text.ends_with("\r\n"));
-    // The names of the demo city hold no commas or quotes: a plain split is enough here.
-    text.split_terminator("\r\n").map(|l| l.split(',').map(str::to_owned).collect()).collect()
-}
-
-fn zip_part(bytes: &[u8], name: &str) -> String {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("an XLSX is a zip");
-    let mut text = String::new();
-    zip.by_name(name).expect(name).read_to_string(&mut text).expect("UTF-8 part");
-    text
 }
 
 /// Width and height from a PNG's IHDR, after checking the signature.

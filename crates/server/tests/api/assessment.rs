@@ -3,19 +3,11 @@
 //! tested beside the successes: wrong role, wrong scope, bad input (nothing written), a
 //! published month.
 
-// Test code: a panic is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[macro_use]
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-
+use crate::helpers::{citizen, import_areas, long_tokens, spawn_app_with, tiny_png, zip_part, Backend, TestApp};
 use axum::http::Method;
 use citygrid_core::assessment::draw::{self, Inputs, Place};
 use citygrid_core::codes::RegionCode;
 use citygrid_core::org::{Role, Scope};
-use helpers::{long_tokens, spawn_app_with, tiny_png, Backend, TestApp};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -32,21 +24,10 @@ const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.
 
 /// A CSV download's lines: UTF-8 with a BOM, CRLF. The demo city's names and the test data hold
 /// no commas or quotes, so a plain split is enough.
-fn csv_lines(r: &helpers::Resp) -> Vec<Vec<String>> {
+fn csv_lines(r: &crate::helpers::Resp) -> Vec<Vec<String>> {
     assert_eq!(r.status.as_u16(), 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
-    let text = std::str::from_utf8(&r.body).expect("UTF-8");
-    let text = text.strip_prefix('\u{feff}').expect("a BOM first");
-    assert!(text.ends_with("\r\n"));
-    text.split_terminator("\r\n").map(|l| l.split(',').map(str::to_owned).collect()).collect()
-}
-
-fn zip_part(bytes: &[u8], name: &str) -> String {
-    use std::io::Read;
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("an XLSX is a zip");
-    let mut text = String::new();
-    zip.by_name(name).expect(name).read_to_string(&mut text).expect("UTF-8 part");
-    text
+    crate::helpers::csv_lines(&r.body)
 }
 
 fn unescape(s: &str) -> String {
@@ -56,7 +37,7 @@ fn unescape(s: &str) -> String {
 /// The first sheet of an XLSX download as rows of cell texts, by column: shared strings
 /// resolved, numbers as stored (`<v>`), empty cells as "". Checks that numbers are numbers:
 /// a number cell has no `t=` attribute.
-fn xlsx_rows(r: &helpers::Resp) -> Vec<Vec<String>> {
+fn xlsx_rows(r: &crate::helpers::Resp) -> Vec<Vec<String>> {
     assert_eq!(r.status.as_u16(), 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("content-type"), Some(XLSX));
     let strings: Vec<String> = zip_part(&r.body, "xl/sharedStrings.xml")
@@ -609,56 +590,14 @@ async fn draw_commit_reveal_verify_and_findings(backend: Backend) {
     app.assert_replays().await;
 }
 
-async fn citizen(app: &TestApp, phone: &str) -> String {
-    let username = format!("p{phone}");
-    app.store
-        .create_citizen(
-            &citygrid_store::NewUser {
-                username: username.clone(),
-                display_name: format!("市民{phone}"),
-                password_hash: citygrid_server::auth::hash_password("pw").unwrap(),
-                role: Role::Citizen,
-                scope: Scope::Own,
-            },
-            phone,
-            "wechat",
-            app.state.now(),
-        )
-        .await
-        .unwrap();
-    app.sign_in_with(&username, "pw").await
-}
-
-fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> Value {
-    json!({"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]})
-}
-
-async fn import_areas(app: &TestApp, admin: &str) {
-    for (layer, owner) in [("contractor_areas", "彭城保洁公司"), ("collector_areas", "collector")] {
-        let body = json!({"type": "FeatureCollection", "features": [
-            {"type": "Feature", "properties": {"code": "A1", "name": "全域", "owner": owner},
-             "geometry": rect(117.1625, 34.2455, 117.2125, 34.2755)}]})
-        .to_string();
-        app.request(
-            Method::POST,
-            &format!("/api/v1/map/layers/{layer}/import"),
-            Some(admin),
-            &[("content-type", "application/geo+json")],
-            body.into_bytes(),
-        )
-        .await
-        .ok(200);
-    }
-}
-
 async fn contract_statements_trace_their_deductions(backend: Backend) {
     let app = spawn(backend).await;
     let admin = app.sign_in("admin").await;
     let evaluator = app.sign_in("evaluator").await;
     import_areas(&app, &admin).await;
-    let c1 = citizen(&app, "13900000001").await;
+    let c1 = citizen(&app, "13900000001").await.0;
     let collector = app.sign_in("collector").await;
-    let id = app.report(&c1, &helpers::garbage_at(117.18, 34.26)).await["id"].as_i64().unwrap();
+    let id = app.report(&c1, &crate::helpers::garbage_at(117.18, 34.26)).await["id"].as_i64().unwrap();
     app.step(&collector, id, "verify", json!({"confirmed": true})).await;
     // Refusals: roles and scope (contracts are city-wide), bad month.
     let c = "/api/v1/contracts/collection/statements?month=2026-09";
@@ -772,7 +711,7 @@ async fn contract_statements_trace_their_deductions(backend: Backend) {
 }
 
 /// PNG → (width, height), decoded in full.
-fn png_decoded(r: &helpers::Resp) -> (u32, u32) {
+fn png_decoded(r: &crate::helpers::Resp) -> (u32, u32) {
     assert_eq!(r.status.as_u16(), 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("content-type"), Some("image/png"));
     let mut reader = png::Decoder::new(std::io::Cursor::new(&r.body)).read_info().expect("a PNG");
@@ -782,7 +721,7 @@ fn png_decoded(r: &helpers::Resp) -> (u32, u32) {
     (info.width, info.height)
 }
 
-fn svg_of(r: helpers::Resp) -> String {
+fn svg_of(r: crate::helpers::Resp) -> String {
     assert_eq!(r.status.as_u16(), 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("content-type"), Some("image/svg+xml"));
     let svg = String::from_utf8(r.body).unwrap();
