@@ -8,11 +8,8 @@ use citygrid_core::codes::{ClassCode, Kind, RegionLevel, Urgency};
 use citygrid_core::evaluation::{SubjectKind, TallyKind};
 use citygrid_core::org::{Actor, Role};
 use citygrid_geo::generate::{generate, CityParams};
-use citygrid_geo::layers::CityMap;
 use citygrid_server::routes::evaluation::{evaluate as evaluate_rows, EvalQuery};
-use citygrid_server::{bootstrap, AppState, Clock, Settings};
-use citygrid_store::Store;
-use geo::BoundingRect;
+use citygrid_server::AppState;
 use jiff::civil::Date;
 use jiff::Timestamp;
 use rand::{Rng, SeedableRng};
@@ -65,30 +62,13 @@ pub async fn evaluate(
         bail!("runs, clients and month cases must be positive");
     }
     let tmp = tempfile::tempdir()?;
-    let url = database.unwrap_or_else(|| format!("sqlite:{}", tmp.path().join("evaluate.db").display()));
-    let store = Store::connect(&url).await.with_context(|| format!("opening {url}"))?;
-    bootstrap::init(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let app =
-        AppState::load(store.clone(), Clock::System, Settings::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    bootstrap::load_demo(&app).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let existing = store.table_counts().await?.into_iter().find(|(t, _)| t == "cases").map_or(0, |(_, n)| n);
+    let (url, store, app, existing) = crate::bench_map::bench_app(database, tmp.path(), "evaluate.db").await?;
     if existing > 0 {
         bail!("bench evaluate needs an empty database ({existing} cases in {url})");
     }
     let city = generate(&CityParams { scale, seed: crate::city::DEMO_SEED }).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let map = CityMap { regions: city.map.regions.clone(), ..CityMap::default() };
-    store.import_map(&map, &mut std::iter::empty(), &|_, _| {}).await?;
-    app.reload_map().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let points = crate::bench_map::import_regions_and_points(&store, &app, &city.map, 11).await?;
     let grids = app.grids();
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let points: Vec<(f64, f64, String)> = grids
-        .iter()
-        .filter_map(|g| {
-            let r = g.polygon.bounding_rect()?;
-            let (x, y) = (rng.gen_range(r.min().x..r.max().x), rng.gen_range(r.min().y..r.max().y));
-            Some((x, y, grids.locate(x, y)?.as_str().to_owned()))
-        })
-        .collect();
     // History: the years before, as rows and their counts (no logs: a bench database only).
     let t = Instant::now();
     let pb = indicatif::ProgressBar::new(cases);

@@ -424,6 +424,46 @@ where
 }
 
 /// `citygrid bench read`.
+/// A bench database with the demo accounts: `database`, or a fresh SQLite file `file` in `dir`.
+/// Returns its URL, the store, the server state and how many cases it already holds.
+pub async fn bench_app(
+    database: Option<String>,
+    dir: &std::path::Path,
+    file: &str,
+) -> Result<(String, Store, AppState, i64)> {
+    let url = database.unwrap_or_else(|| format!("sqlite:{}", dir.join(file).display()));
+    let store = Store::connect(&url).await.with_context(|| format!("opening {url}"))?;
+    bootstrap::init(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app =
+        AppState::load(store.clone(), Clock::System, Settings::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    bootstrap::load_demo(&app).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let existing = store.table_counts().await?.into_iter().find(|(t, _)| t == "cases").map_or(0, |(_, n)| n);
+    Ok((url, store, app, existing))
+}
+
+/// Import the regions of `map` and draw one random point inside each of its grids, with the
+/// grid's code: where the bench's synthetic cases lie.
+pub async fn import_regions_and_points(
+    store: &Store,
+    app: &AppState,
+    map: &CityMap,
+    seed: u64,
+) -> Result<Vec<(f64, f64, String)>> {
+    let regions = CityMap { regions: map.regions.clone(), ..CityMap::default() };
+    store.import_map(&regions, &mut std::iter::empty(), &|_, _| {}).await?;
+    app.reload_map().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let grids = app.grids();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Ok(grids
+        .iter()
+        .filter_map(|g| {
+            let r = g.polygon.bounding_rect()?;
+            let (x, y) = (rng.gen_range(r.min().x..r.max().x), rng.gen_range(r.min().y..r.max().y));
+            Some((x, y, grids.locate(x, y)?.as_str().to_owned()))
+        })
+        .collect())
+}
+
 pub async fn read(
     database: Option<String>,
     cases: u64,
@@ -436,31 +476,12 @@ pub async fn read(
         bail!("requests, clients and runs must be positive");
     }
     let tmp = tempfile::tempdir()?;
-    let url = database.unwrap_or_else(|| format!("sqlite:{}", tmp.path().join("read.db").display()));
-    let store = Store::connect(&url).await.with_context(|| format!("opening {url}"))?;
-    bootstrap::init(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let app =
-        AppState::load(store.clone(), Clock::System, Settings::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    bootstrap::load_demo(&app).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let existing = store.table_counts().await?.into_iter().find(|(t, _)| t == "cases").map_or(0, |(_, n)| n);
+    let (url, store, app, existing) = bench_app(database, tmp.path(), "read.db").await?;
     let city = generate(&CityParams { scale, seed: crate::city::DEMO_SEED }).map_err(|e| anyhow::anyhow!("{e}"))?;
     if existing == 0 {
         let t = Instant::now();
-        let map = CityMap { regions: city.map.regions.clone(), ..CityMap::default() };
-        store.import_map(&map, &mut std::iter::empty(), &|_, _| {}).await?;
-        app.reload_map().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let points = import_regions_and_points(&store, &app, &city.map, 7).await?;
         let grids = app.grids();
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        // Points inside grids, spread over the whole city.
-        let points: Vec<(f64, f64, String)> = grids
-            .iter()
-            .filter_map(|g| {
-                let r = g.polygon.bounding_rect()?;
-                let (x, y) = (rng.gen_range(r.min().x..r.max().x), rng.gen_range(r.min().y..r.max().y));
-                let inside = grids.locate(x, y)?;
-                Some((x, y, inside.as_str().to_owned()))
-            })
-            .collect();
         let pb = indicatif::ProgressBar::new(cases);
         store.bench_fill_cases(cases, 42, &points, &|done| pb.set_position(done)).await?;
         pb.finish_and_clear();
