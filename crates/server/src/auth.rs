@@ -62,6 +62,29 @@ impl Auth {
     }
 
     /// Refuse unless the user has one of `roles`.
+    /// The region prefix a reader of city-wide figures is bound to (`None` = the whole city);
+    /// accounts without a region scope are refused, `what` saying what they asked for.
+    pub fn region_prefix(&self, what: &str) -> ApiResult<Option<String>> {
+        match &self.user.scope {
+            citygrid_core::org::Scope::Region { code } if code.level() == citygrid_core::codes::RegionLevel::City => {
+                Ok(None)
+            }
+            citygrid_core::org::Scope::Region { code } => Ok(Some(code.as_str().to_owned())),
+            _ => Err(ApiError::forbidden(format!("{what} are read within a region scope"))),
+        }
+    }
+
+    /// City-wide operations need a city-scope account (403 `out_of_scope` otherwise).
+    pub fn require_city(&self, what: &str) -> ApiResult<()> {
+        match self.region_prefix(what)? {
+            None => Ok(()),
+            Some(_) => Err(ApiError::Forbidden {
+                code: "out_of_scope",
+                detail: format!("{what} are city-wide: a city-scope account is needed"),
+            }),
+        }
+    }
+
     pub fn require(&self, roles: &[Role]) -> ApiResult<()> {
         if roles.contains(&self.user.role) {
             Ok(())

@@ -65,21 +65,11 @@ const CONTRACT_READERS: &[Role] = &[Role::Admin, Role::Evaluator, Role::Leader];
 
 /// The region prefix a reader is bound to (`None` = the whole city); other scopes are refused.
 pub(crate) fn region_prefix(auth: &Auth) -> ApiResult<Option<String>> {
-    match &auth.user.scope {
-        Scope::Region { code } if code.level() == RegionLevel::City => Ok(None),
-        Scope::Region { code } => Ok(Some(code.as_str().to_owned())),
-        _ => Err(ApiError::forbidden("assessments are read within a region scope")),
-    }
+    auth.region_prefix("assessments")
 }
 
 fn require_city(auth: &Auth) -> ApiResult<()> {
-    match region_prefix(auth)? {
-        None => Ok(()),
-        Some(_) => Err(ApiError::Forbidden {
-            code: "out_of_scope",
-            detail: "this is city-wide: a city-scope account is needed".into(),
-        }),
-    }
+    auth.require_city("this view and its changes")
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {

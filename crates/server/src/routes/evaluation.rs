@@ -709,15 +709,7 @@ pub async fn put_config(
     Json(cfg): Json<EvalConfig>,
 ) -> ApiResult<Json<EvalConfig>> {
     auth.require(&[Role::Admin, Role::Evaluator])?;
-    match &auth.user.scope {
-        Scope::Region { code } if code.level() == RegionLevel::City => {}
-        _ => {
-            return Err(ApiError::Forbidden {
-                code: "out_of_scope",
-                detail: "the evaluation configuration is city-wide: a city-scope account is needed".into(),
-            })
-        }
-    }
+    auth.require_city("the evaluation configuration")?;
     cfg.validate().map_err(|e| ApiError::invalid(e.field, e.reason))?;
     let text = serde_json::to_string(&cfg).map_err(|e| ApiError::Internal(e.to_string()))?;
     app.store.put_setting(CONFIG_KEY, &text).await?;

@@ -53,22 +53,12 @@ const APPROVERS: &[Role] = &[Role::Admin, Role::Leader];
 
 /// The region prefix a reader is bound to (`None` = the whole city).
 fn region_prefix(auth: &Auth) -> ApiResult<Option<String>> {
-    match &auth.user.scope {
-        Scope::Region { code } if code.level() == citygrid_core::codes::RegionLevel::City => Ok(None),
-        Scope::Region { code } => Ok(Some(code.as_str().to_owned())),
-        _ => Err(ApiError::forbidden("money is read within a region scope")),
-    }
+    auth.region_prefix("money figures")
 }
 
 /// City-wide operations (settlement, rules) need a city-wide scope.
 fn require_city(auth: &Auth) -> ApiResult<()> {
-    match region_prefix(auth)? {
-        None => Ok(()),
-        Some(_) => Err(ApiError::Forbidden {
-            code: "out_of_scope",
-            detail: "settlements and rules are city-wide: a city-scope account is needed".into(),
-        }),
-    }
+    auth.require_city("settlements and rules")
 }
 
 /// What every reconciliation reads besides the set: the rules and the citizen categories,
