@@ -665,3 +665,51 @@ fn bench_money_ends_with_ratio() {
     assert!(out.stdout.contains("settle again: frozen, same files"), "{out}");
     assert!(ratio_line(&out) > 0.0);
 }
+
+#[test]
+fn bench_evaluate_then_evaluate_and_rebuild() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sqlite_url(dir.path(), "evaluate.db");
+    let out = run(
+        &[
+            "bench",
+            "evaluate",
+            "--database",
+            &db,
+            "--cases",
+            "3000",
+            "--month-cases",
+            "40",
+            "--runs",
+            "1",
+            "--clients",
+            "2",
+        ],
+        COMMAND,
+    );
+    assert!(out.status.success(), "bench evaluate failed: {out}");
+    assert!(out.stdout.contains("identical to the kept counts"), "{out}");
+    assert!(ratio_line(&out) > 0.0);
+    // The bench worked next month's cases: their evaluation, before and after a rebuild from the
+    // log, is the same (the bench's historical rows have no log, so the whole rebuild is only
+    // compared on the month the log covers).
+    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)));
+    let next = now.date().last_of_month().tomorrow().expect("next month");
+    let period = format!("{:04}-{:02}", next.year(), next.month());
+    let args =
+        ["evaluate", "--subject", "region", "--level", "district", "--period", &period, "--json", "--database", &db];
+    let kept = run(&args, COMMAND);
+    assert!(kept.status.success(), "{kept}");
+    let rows: Vec<Value> = serde_json::from_str(&kept.stdout).expect("rows as JSON");
+    let reported: f64 = rows.iter().map(|r| r["metrics"]["reported"]["value"].as_f64().expect("reported")).sum();
+    assert_eq!(reported, 40.0, "the month's 40 reports, each counted in its district");
+    let mut rebuild = args.to_vec();
+    rebuild.insert(1, "--rebuild");
+    let rebuilt = run(&rebuild, COMMAND);
+    assert!(rebuilt.status.success(), "{rebuilt}");
+    assert!(rebuilt.stdout.contains("evaluation counts rebuilt from"), "{rebuilt}");
+    let json = &rebuilt.stdout[rebuilt.stdout.find('[').expect("rows")..];
+    assert_eq!(serde_json::from_str::<Vec<Value>>(json).expect("rows"), rows);
+    let table = run(&["evaluate", "--subject", "leader", "--period", &period, "--database", &db], COMMAND);
+    assert!(table.status.success() && table.stdout.contains("leader "), "{table}");
+}
