@@ -12,7 +12,7 @@ use citygrid_core::evaluation::{contributions, month_key, Contribution, Counter,
 use jiff::civil::Date;
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// One row to add: `tally` to subject (`kind`, `subject`) in `period` (a day or a month key).
 pub(crate) struct CountRow {
@@ -56,37 +56,74 @@ pub(crate) fn merge_rows(rows: Vec<CountRow>) -> Vec<CountRow> {
 /// Rows per statement: 500 × 34 parameters stays under SQLite's 32,766 and PostgreSQL's 65,535.
 pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
+/// How each engine stamps the counts rows a transaction changes (migration 0011): SQLite takes
+/// the next value of its one-row clock (one writer, so stamps follow commit order); PostgreSQL
+/// uses the transaction id, which readers compare with their snapshot's oldest running one.
+pub(crate) trait CountsEngine {
+    /// Run once per counting transaction before its rows are written, if the engine needs it.
+    const BUMP: Option<&'static str>;
+    /// The stamp of the rows, as an SQL expression.
+    const STAMP: &'static str;
+    /// In a reader's statement: the watermark of what it sees (no change it did not see has a
+    /// stamp below it).
+    const WATERMARK: &'static str;
+}
+
+impl CountsEngine for sqlx::SqliteConnection {
+    const BUMP: Option<&'static str> = Some("UPDATE eval_clock SET stamp = stamp + 1");
+    const STAMP: &'static str = "(SELECT stamp FROM eval_clock)";
+    const WATERMARK: &'static str = "(SELECT stamp + 1 FROM eval_clock)";
+}
+
+impl CountsEngine for sqlx::PgConnection {
+    const BUMP: Option<&'static str> = None;
+    const STAMP: &'static str = "pg_current_xact_id()::text::bigint";
+    const WATERMARK: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+}
+
+/// The [`CountsEngine`] statements of a connection (`&*tx` of a transaction).
+pub(crate) fn engine_sql<C: CountsEngine>(_: &C) -> (Option<&'static str>, &'static str) {
+    (C::BUMP, C::STAMP)
+}
+
 /// `INSERT … VALUES (…), (…) ON CONFLICT DO UPDATE SET c = c + excluded.c` for `n` rows over
-/// every counter column; the same text on both engines. The rows of one statement must have
-/// distinct keys (PostgreSQL refuses to update a row twice in one statement): `count_rows`
-/// groups them so.
-pub(crate) fn upsert_sql(n: usize) -> String {
+/// every counter column, stamping each row with `stamp` (an SQL expression). The rows of one
+/// statement must have distinct keys (PostgreSQL refuses to update a row twice in one
+/// statement): `count_rows` groups them so.
+pub(crate) fn upsert_sql(n: usize, stamp: &str) -> String {
     static PARTS: OnceLock<(String, String)> = OnceLock::new();
     let (head, tail) = PARTS.get_or_init(|| {
         let cols: Vec<String> = Counter::ALL.iter().map(|c| format!("c_{}", c.as_str())).collect();
         let sets: Vec<String> = cols.iter().map(|c| format!("{c} = eval_counts.{c} + excluded.{c}")).collect();
         (
-            format!("INSERT INTO eval_counts (kind, period, subject, {}) VALUES ", cols.join(", ")),
-            format!(" ON CONFLICT (kind, period, subject) DO UPDATE SET {}", sets.join(", ")),
+            format!("INSERT INTO eval_counts (kind, period, subject, {}, stamp) VALUES ", cols.join(", ")),
+            format!(" ON CONFLICT (kind, period, subject) DO UPDATE SET {}, stamp = excluded.stamp", sets.join(", ")),
         )
     });
     let width = 3 + Counter::ALL.len();
     let rows: Vec<String> = (0..n)
         .map(|r| {
             let params: Vec<String> = (1..=width).map(|i| format!("${}", r * width + i)).collect();
-            format!("({})", params.join(", "))
+            format!("({}, {stamp})", params.join(", "))
         })
         .collect();
     format!("{head}{}{tail}", rows.join(", "))
 }
 
 /// Add `$rows` (`&[CountRow]`) to `eval_counts` on the connection or transaction `$c`: one
-/// statement per [`ROWS_PER_STATEMENT`] rows (an event's rows are one round trip).
+/// statement per [`ROWS_PER_STATEMENT`] rows (an event's rows are one round trip), after the
+/// engine's stamp bump.
 macro_rules! add_counts {
     ($c:ident, $rows:expr) => {{
         let rows: &[$crate::evaluation::CountRow] = $rows;
+        let (bump, stamp) = $crate::evaluation::engine_sql(&*$c);
+        if !rows.is_empty() {
+            if let Some(bump) = bump {
+                sqlx::query(bump).execute(&mut *$c).await?;
+            }
+        }
         for chunk in rows.chunks($crate::evaluation::ROWS_PER_STATEMENT) {
-            let sql = $crate::evaluation::upsert_sql(chunk.len());
+            let sql = $crate::evaluation::upsert_sql(chunk.len(), stamp);
             let mut q = sqlx::query(&sql);
             for row in chunk {
                 q = q.bind(row.kind.as_str()).bind(row.period).bind(&row.subject);
@@ -146,6 +183,117 @@ pub struct CasesBehind {
     pub next: Option<i64>,
 }
 
+/// A period's counts per subject (subjects with nothing counted left out).
+pub type PeriodCounts = Arc<HashMap<String, Tally>>;
+
+/// The text the counts reads return: `subject:c1,c2,…` per subject, joined by `;`. A city's
+/// grids are 20,000 rows of 31 counters; fetched row by row and value by value through the
+/// driver they cost far more than the read itself.
+fn counts_sql(sqlite: bool, delta: bool) -> &'static str {
+    static SQL: OnceLock<[String; 4]> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let line: Vec<String> = Counter::ALL.iter().map(|c| format!("CAST(SUM(c_{}) AS TEXT)", c.as_str())).collect();
+        let make = |sqlite: bool, delta: bool| {
+            let (concat, watermark) = if sqlite {
+                ("group_concat", <sqlx::SqliteConnection as CountsEngine>::WATERMARK)
+            } else {
+                ("string_agg", <sqlx::PgConnection as CountsEngine>::WATERMARK)
+            };
+            // The changed subjects are summed whole again (their other days may be in the
+            // range too); one statement, so one snapshot for the rows and the watermark.
+            let changed = if delta {
+                " AND subject IN (SELECT subject FROM eval_counts \
+                  WHERE kind = $1 AND period BETWEEN $2 AND $3 AND stamp >= $4)"
+            } else {
+                ""
+            };
+            format!(
+                "SELECT (SELECT generation FROM eval_clock), {watermark}, {concat}(line, ';') FROM \
+                 (SELECT subject || ':' || {} AS line FROM eval_counts \
+                 WHERE kind = $1 AND period BETWEEN $2 AND $3{changed} GROUP BY subject) AS t",
+                line.join(" || ',' || ")
+            )
+        };
+        [make(true, false), make(true, true), make(false, false), make(false, true)]
+    });
+    &all[usize::from(!sqlite) * 2 + usize::from(delta)]
+}
+
+/// Set the subjects of `text` (`subject:c1,c2,…;…`) in `into`; a subject summing to nothing
+/// leaves it.
+fn apply_lines(into: &mut HashMap<String, Tally>, text: &str) -> Result<()> {
+    for item in text.split(';').filter(|i| !i.is_empty()) {
+        let (subject, values) = item.split_once(':').ok_or_else(|| corrupt("evaluation counts line"))?;
+        let mut t = Tally::default();
+        for (c, v) in Counter::ALL.iter().zip(values.split(',')) {
+            t.add(*c, v.parse::<i64>().map_err(corrupt)?);
+        }
+        if t.is_zero() {
+            into.remove(subject);
+        } else {
+            into.insert(subject.to_owned(), t);
+        }
+    }
+    Ok(())
+}
+
+/// One period part's counts as a snapshot had them: `generation` (moves at a rebuild) and
+/// `watermark` (no change the snapshot missed has a lower stamp) say how to refresh them.
+#[derive(Clone)]
+struct KeptPart {
+    generation: i64,
+    watermark: i64,
+    tallies: PeriodCounts,
+    used: u64,
+}
+
+impl KeptPart {
+    fn parse(generation: i64, watermark: i64, text: Option<&str>) -> Result<KeptPart> {
+        let mut tallies = HashMap::new();
+        apply_lines(&mut tallies, text.unwrap_or(""))?;
+        Ok(KeptPart { generation, watermark, tallies: Arc::new(tallies), used: 0 })
+    }
+}
+
+/// The period parts kept in memory, least recently used dropped first beyond
+/// [`KEPT_SUBJECTS`] subjects (about 300 bytes each).
+#[derive(Default)]
+pub(crate) struct KeptCounts {
+    parts: Mutex<HashMap<(TallyKind, i32, i32), KeptPart>>,
+    tick: std::sync::atomic::AtomicU64,
+}
+
+/// Subjects kept over all parts: a city's grids for a dozen periods.
+const KEPT_SUBJECTS: usize = 300_000;
+
+impl KeptCounts {
+    fn take(&self, key: &(TallyKind, i32, i32)) -> Option<KeptPart> {
+        self.parts.lock().unwrap_or_else(|e| e.into_inner()).remove(key)
+    }
+
+    fn put(&self, key: (TallyKind, i32, i32), mut part: KeptPart) {
+        part.used = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        // A concurrent refresh may have put a part seen later: keep that one.
+        if parts.get(&key).is_some_and(|p| p.generation == part.generation && p.watermark >= part.watermark) {
+            return;
+        }
+        parts.insert(key, part);
+        while parts.values().map(|p| p.tallies.len()).sum::<usize>() > KEPT_SUBJECTS && parts.len() > 1 {
+            let Some(oldest) = parts.iter().filter(|(k, _)| **k != key).min_by_key(|(_, p)| p.used).map(|(k, _)| *k)
+            else {
+                break;
+            };
+            parts.remove(&oldest);
+        }
+    }
+
+    /// Forget every part (the rows were rewritten by this process).
+    pub(crate) fn clear(&self) {
+        self.parts.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 impl Store {
     /// The city's offset from UTC in minutes: which local day an event counts on.
     pub fn utc_offset_minutes(&self) -> i32 {
@@ -166,42 +314,91 @@ impl Store {
         to: Date,
         prefix: Option<&str>,
     ) -> Result<Vec<(String, Tally)>> {
-        // One range read per part of the period (leading days, whole months, trailing days):
-        // each is an index range of (kind, period); an OR of them made SQLite scan the kind.
-        // The subjects come back as one text (`subject:c1,c2,…;…`): a city's grids are 20,000
-        // rows of 31 counters, and fetching them row by row and value by value through the
-        // driver cost far more than the read itself.
-        let concat = if self.backend() == "sqlite" { "group_concat" } else { "string_agg" };
-        let line: Vec<String> = Counter::ALL.iter().map(|c| format!("CAST(SUM(c_{}) AS TEXT)", c.as_str())).collect();
-        let sql = format!(
-            "SELECT {concat}(line, ';') FROM (SELECT subject || ':' || {} AS line FROM eval_counts \
-             WHERE kind = $1 AND period BETWEEN $2 AND $3 AND subject LIKE $4 GROUP BY subject) AS t",
-            line.join(" || ',' || ")
-        );
-        let like = format!("{}%", prefix.unwrap_or("").replace(['%', '_'], ""));
-        let mut out: BTreeMap<String, Tally> = BTreeMap::new();
+        let counts = self.evaluation_counts(kind, from, to).await?;
+        let mut out: Vec<(String, Tally)> = counts
+            .iter()
+            .filter(|(id, _)| prefix.is_none_or(|p| id.starts_with(p)))
+            .map(|(id, t)| (id.clone(), t.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Every subject of `kind` with its counters summed over the days `from..=to` (subjects
+    /// with nothing counted left out), as the database has them now.
+    ///
+    /// A period is at most three parts (leading days, whole months, trailing days), each kept
+    /// in memory after its first read; later reads fetch only the subjects whose rows changed
+    /// since (each row carries its writer's stamp, migration 0011), so asking again for a month
+    /// of 20,000 grids costs a range scan of their stamps, not their 31 counters each.
+    pub async fn evaluation_counts(&self, kind: TallyKind, from: Date, to: Date) -> Result<PeriodCounts> {
+        let mut parts = Vec::new();
         for (lo, hi) in period_ranges(from, to) {
-            if lo > hi {
-                continue;
-            }
-            let text: Option<String> = both!(self, |_w, r, _f| {
-                sqlx::query_scalar(&sql).bind(kind.as_str()).bind(lo).bind(hi).bind(&like).fetch_one(r).await?
-            });
-            for item in text.as_deref().unwrap_or("").split(';').filter(|i| !i.is_empty()) {
-                let (subject, values) = item.split_once(':').ok_or_else(|| corrupt("evaluation counts line"))?;
-                let mut t = Tally::default();
-                for (c, v) in Counter::ALL.iter().zip(values.split(',')) {
-                    t.add(*c, v.parse::<i64>().map_err(corrupt)?);
-                }
-                match out.get_mut(subject) {
-                    Some(sum) => sum.merge(&t),
-                    None => {
-                        out.insert(subject.to_owned(), t);
-                    }
-                }
+            if lo <= hi {
+                parts.push(self.counts_part(kind, lo, hi).await?);
             }
         }
-        Ok(out.into_iter().collect())
+        Ok(match parts.len() {
+            0 => PeriodCounts::default(),
+            1 => parts.pop().unwrap_or_default(),
+            _ => {
+                let mut sum: HashMap<String, Tally> = HashMap::new();
+                for part in &parts {
+                    for (id, t) in part.iter() {
+                        match sum.get_mut(id) {
+                            Some(s) => s.merge(t),
+                            None => {
+                                sum.insert(id.clone(), t.clone());
+                            }
+                        }
+                    }
+                }
+                sum.retain(|_, t| !t.is_zero());
+                std::sync::Arc::new(sum)
+            }
+        })
+    }
+
+    /// One part's counts (`period` in `lo..=hi`), from memory refreshed by what changed since.
+    async fn counts_part(&self, kind: TallyKind, lo: i32, hi: i32) -> Result<PeriodCounts> {
+        let key = (kind, lo, hi);
+        // Taken out while it is refreshed, so the refresh changes it in place instead of
+        // copying 20,000 subjects (a reader meanwhile reads the part whole).
+        let kept = self.kept.take(&key);
+        let read = |since: Option<i64>| async move {
+            let row: (i64, i64, Option<String>) = both!(self, |_w, r, _f| {
+                let sql = counts_sql(self.backend() == "sqlite", since.is_some());
+                let q = sqlx::query_as(sql).bind(kind.as_str()).bind(lo).bind(hi);
+                match since {
+                    Some(wm) => q.bind(wm).fetch_one(r).await?,
+                    None => q.fetch_one(r).await?,
+                }
+            });
+            Ok::<_, StoreError>(row)
+        };
+        let fresh = match kept {
+            Some(mut k) => {
+                let (generation, watermark, text) = read(Some(k.watermark)).await?;
+                if generation == k.generation {
+                    if text.as_deref().is_some_and(|t| !t.is_empty()) {
+                        apply_lines(std::sync::Arc::make_mut(&mut k.tallies), text.as_deref().unwrap_or(""))?;
+                    }
+                    k.watermark = watermark;
+                    k
+                } else {
+                    // Rows were deleted or rewritten (a rebuild): read the part whole.
+                    let (generation, watermark, text) = read(None).await?;
+                    KeptPart::parse(generation, watermark, text.as_deref())?
+                }
+            }
+            None => {
+                let (generation, watermark, text) = read(None).await?;
+                KeptPart::parse(generation, watermark, text.as_deref())?
+            }
+        };
+        let out = fresh.tallies.clone();
+        self.kept.put(key, fresh);
+        Ok(out)
     }
 
     /// The counts recomputed from the event log for the days `from..=to`: every case with an
@@ -306,6 +503,8 @@ impl Store {
                     sqlx::query(lock).execute(&mut *$tx).await?;
                 }
                 sqlx::query("DELETE FROM eval_counts").execute(&mut *$tx).await?;
+                // Every kept copy of the counts, in any process, is read again.
+                sqlx::query("UPDATE eval_clock SET generation = generation + 1").execute(&mut *$tx).await?;
                 let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM cases").fetch_one(&mut *$tx).await?;
                 let mut acc: BTreeMap<(TallyKind, i32, String), Tally> = BTreeMap::new();
                 let mut events_done = 0u64;
@@ -359,12 +558,14 @@ impl Store {
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 let n = rebuild_on!(tx, None::<&str>);
                 tx.commit().await?;
+                self.kept.clear();
                 Ok(n)
             }
             Inner::Postgres(p) => {
                 let mut tx = p.pool.begin().await?;
                 let n = rebuild_on!(tx, Some("LOCK TABLE eval_counts IN EXCLUSIVE MODE"));
                 tx.commit().await?;
+                self.kept.clear();
                 Ok(n)
             }
         }
@@ -415,6 +616,10 @@ impl Store {
                 written += both!(self, |w, _r, _f| { sqlx::query(&sql).execute(w).await?.rows_affected() });
             }
         }
+        both!(self, |w, _r, _f| {
+            sqlx::query("UPDATE eval_clock SET generation = generation + 1").execute(w).await?;
+        });
+        self.kept.clear();
         Ok(written)
     }
 }

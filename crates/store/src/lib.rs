@@ -185,6 +185,8 @@ pub struct Store {
     /// The city's offset from UTC in minutes, which decides the local day an event is counted
     /// on by the evaluation (set from the working calendar; China's +8 h by default).
     offset: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    /// The evaluation counts of recently read periods (see `Store::evaluation_counts`).
+    kept: std::sync::Arc<evaluation::KeptCounts>,
 }
 
 impl std::fmt::Debug for Store {
@@ -574,6 +576,7 @@ impl Store {
         Ok(Store {
             inner: std::sync::Arc::new(inner),
             offset: std::sync::Arc::new(std::sync::atomic::AtomicI32::new(8 * 60)),
+            kept: std::sync::Arc::default(),
         })
     }
 

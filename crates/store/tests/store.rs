@@ -2271,6 +2271,7 @@ conformance!(
     crossed_merges_leave_one_standing,
     evaluation_counts_equal_the_log_over_random_histories,
     evaluation_counts_a_loop_by_hand,
+    kept_counts_follow_other_writers,
 );
 
 /// A verified citizen report of exposed garbage by a citizen with a proven phone.
@@ -2587,4 +2588,84 @@ async fn evaluation_counts_a_loop_by_hand(db: Db) {
     let none_after =
         db.store.evaluation_cases(TallyKind::Street, STREET_A, Counter::Filed, (day, day), c.id, 10).await.unwrap();
     assert!(none_after.cases.is_empty());
+}
+
+/// What `evaluation_counts` reads from a fresh handle (nothing kept), as a sorted map.
+async fn fresh_counts(
+    url: &str,
+    kind: TallyKind,
+    from: jiff::civil::Date,
+    to: jiff::civil::Date,
+) -> Vec<(String, Tally)> {
+    let fresh = Store::connect(url).await.unwrap();
+    let out = fresh.evaluation_tallies(kind, from, to, None).await.unwrap();
+    fresh.close().await;
+    out
+}
+
+/// The counts a handle keeps in memory follow every write — its own, another handle's (another
+/// process, another server), a rebuild — for a month, a day range and a range across months;
+/// and on PostgreSQL a transaction that began before a read but committed after it is not
+/// missed (the watermark is the snapshot's oldest running transaction, not the newest stamp
+/// seen).
+async fn kept_counts_follow_other_writers(db: Db) {
+    let w = world(&db).await;
+    let other = Store::connect(&db.url).await.unwrap();
+    let periods = [
+        (date("2026-03-01"), date("2026-03-31")),
+        (date("2026-03-02"), date("2026-03-04")),
+        (date("2026-02-20"), date("2026-04-30")),
+    ];
+    let check = |step: &'static str| {
+        let (store, url) = (db.store.clone(), db.url.clone());
+        async move {
+            for (from, to) in periods {
+                for kind in [TallyKind::Grid, TallyKind::Street, TallyKind::Leader] {
+                    let kept = store.evaluation_tallies(kind, from, to, None).await.unwrap();
+                    assert_eq!(kept, fresh_counts(&url, kind, from, to).await, "{step}: {kind:?} {from}..{to}");
+                }
+            }
+        }
+    };
+    check("empty").await;
+    let a = create(&db, &w, t0(), &Spec::garbage(G1)).await;
+    check("a report").await;
+    // Another handle works the case: the first one has never seen these writes.
+    let on_other = Db { store: other.clone(), ..db.clone() };
+    let a = to_dispatched(&on_other, &w, a, w.hw, mins(t0(), 5)).await;
+    check("dispatched by another handle").await;
+    let b = create(&on_other, &w, mins(t0(), 24 * 60), &Spec::garbage(G3)).await;
+    act(&on_other, &w, a.id, &w.handler, Action::Dispose, with_photo(), mins(t0(), 60)).await.unwrap();
+    check("a second report and a disposal").await;
+    act(&db, &w, b.id, &w.acceptor, Action::Accept, none(), mins(t0(), 24 * 60 + 5)).await.unwrap();
+    check("accepted here").await;
+    let grids =
+        db.store.evaluation_tallies(TallyKind::Grid, date("2026-03-01"), date("2026-03-31"), None).await.unwrap();
+    assert_eq!(grids.len(), 2, "both grids counted: {grids:?}");
+    // A rebuild elsewhere rewrites every row.
+    other.rebuild_evaluation(&|_| {}).await.unwrap();
+    check("rebuilt by another handle").await;
+    if db.engine == Engine::Postgres {
+        // T1 takes its transaction id first; a case action commits after it; the kept copy is
+        // refreshed while T1 still runs; T1 then changes a row and commits.
+        let mut t1 = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut t1).await.unwrap();
+        sqlx::query("SELECT pg_current_xact_id()").execute(&mut t1).await.unwrap();
+        act(&on_other, &w, a.id, &w.collector, Action::Check, checked(true), mins(t0(), 70)).await.unwrap();
+        check("checked while another transaction runs").await;
+        sqlx::query(
+            "UPDATE eval_counts SET c_reported = c_reported + 7, stamp = pg_current_xact_id()::text::bigint \
+             WHERE kind = 'street' AND period = 202603",
+        )
+        .execute(&mut t1)
+        .await
+        .unwrap();
+        sqlx::query("COMMIT").execute(&mut t1).await.unwrap();
+        t1.close().await.unwrap();
+        let street =
+            db.store.evaluation_tallies(TallyKind::Street, date("2026-03-01"), date("2026-03-31"), None).await.unwrap();
+        assert!(street.iter().any(|(_, t)| t.get(Counter::Reported) >= 7), "the late commit is seen: {street:?}");
+        check("after the late commit").await;
+    }
+    other.close().await;
 }
