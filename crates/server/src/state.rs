@@ -76,6 +76,8 @@ pub struct Inner {
     /// Everything else the map answers from memory: responsibility areas, kiosks, components,
     /// the address book and the regions above the grid level.
     pub map: RwLock<Arc<MapIndexes>>,
+    /// Recent evaluation answers, re-scored only where their counts changed.
+    pub eval_cache: crate::routes::evaluation::EvalCache,
 }
 
 /// The in-memory map beside the grid index, rebuilt as a whole when the map changes so that a
@@ -145,6 +147,7 @@ impl AppState {
             classes: RwLock::new(Arc::new(HashMap::new())),
             area_classes: RwLock::new(Arc::new(HashMap::new())),
             map: RwLock::new(Arc::new(MapIndexes::empty()?)),
+            eval_cache: Default::default(),
         }));
         state.reload().await?;
         state.count_history().await?;

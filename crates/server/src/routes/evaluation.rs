@@ -10,16 +10,19 @@
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Json, Problem, Query};
 use crate::state::AppState;
+use crate::state::MapIndexes;
 use axum::extract::State;
 use citygrid_core::codes::{RegionCode, RegionLevel};
 use citygrid_core::evaluation::{
     self, AreaFacts, Context, Counter, EvalConfig, MetricKind, SubjectKind, Tally, TallyKind,
 };
 use citygrid_core::org::{Role, Scope};
+use citygrid_geo::grid::GridIndex;
 use citygrid_geo::layers::AreaLayer;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -96,7 +99,7 @@ pub struct EvaluationRow {
 /// thousands of entries per evaluation, and building and dropping tree maps was most of the
 /// time of answering one.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct MetricMap(pub Vec<(&'static str, MetricOut)>);
+pub struct MetricMap(pub Arc<[(&'static str, MetricOut)]>);
 
 impl MetricMap {
     pub fn get(&self, name: &str) -> Option<&MetricOut> {
@@ -127,7 +130,7 @@ impl Serialize for MetricMap {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (name, m) in &self.0 {
+        for (name, m) in self.0.iter() {
             map.serialize_entry(name, m)?;
         }
         map.end()
@@ -136,16 +139,104 @@ impl Serialize for MetricMap {
 
 /// The evaluation configuration in force.
 pub async fn config(app: &AppState) -> ApiResult<EvalConfig> {
+    Ok(config_and_text(app).await?.0)
+}
+
+/// The configuration and the text it was read from (the key of the kept rows).
+async fn config_and_text(app: &AppState) -> ApiResult<(EvalConfig, String)> {
     Ok(match app.store.get_setting(CONFIG_KEY).await? {
-        Some(text) => serde_json::from_str(&text).map_err(|e| ApiError::Internal(format!("evaluation config: {e}")))?,
-        None => EvalConfig::default(),
+        Some(text) => {
+            (serde_json::from_str(&text).map_err(|e| ApiError::Internal(format!("evaluation config: {e}")))?, text)
+        }
+        None => (EvalConfig::default(), String::new()),
     })
 }
 
+/// Which rows a query's answer is kept under: the query and the configuration it was scored
+/// with.
+type RowsKey = (SubjectKind, Option<RegionLevel>, Date, Date, Option<String>, u64);
+
+/// One subject's row as last answered, with what it was computed from: when those are the
+/// same again, so is the row.
+struct KeptRow {
+    tally: Tally,
+    area: AreaFacts,
+    name: String,
+    row: EvaluationRow,
+}
+
+/// Rows of recent answers (a city's 20,000 grids cost tens of milliseconds to score afresh,
+/// and between two asks a handful changed) and each collector's area by grid for the map in
+/// force. Bounded: least recently used answers go first beyond [`KEPT_ROWS`] rows.
+#[derive(Default)]
+pub struct EvalCache {
+    rows: std::sync::Mutex<HashMap<RowsKey, (u64, HashMap<String, KeptRow>)>>,
+    tick: std::sync::atomic::AtomicU64,
+    #[allow(clippy::type_complexity)]
+    areas: std::sync::Mutex<Option<(Arc<GridIndex>, Arc<MapIndexes>, Arc<HashMap<String, String>>)>>,
+}
+
+/// About 1.5 KB a row: some 90 MB at most.
+const KEPT_ROWS: usize = 60_000;
+
+impl EvalCache {
+    fn take(&self, key: &RowsKey) -> HashMap<String, KeptRow> {
+        self.rows.lock().unwrap_or_else(|e| e.into_inner()).remove(key).map(|(_, r)| r).unwrap_or_default()
+    }
+
+    fn put(&self, key: RowsKey, rows: HashMap<String, KeptRow>) {
+        let used = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut all = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        all.insert(key.clone(), (used, rows));
+        while all.values().map(|(_, r)| r.len()).sum::<usize>() > KEPT_ROWS && all.len() > 1 {
+            let Some(oldest) =
+                all.iter().filter(|(k, _)| **k != key).min_by_key(|(_, (u, _))| *u).map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            all.remove(&oldest);
+        }
+    }
+
+    /// The collector (username) whose collector area holds each grid's centroid.
+    fn collector_of_grid(&self, grids: Arc<GridIndex>, map: Arc<MapIndexes>) -> Arc<HashMap<String, String>> {
+        let mut kept = self.areas.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, m, owners)) = &*kept {
+            if Arc::ptr_eq(g, &grids) && Arc::ptr_eq(m, &map) {
+                return owners.clone();
+            }
+        }
+        let owners: HashMap<String, String> = grids
+            .iter()
+            .filter_map(|g| {
+                let code = &g.code;
+                let (lon, lat) = grids.centroid(code)?;
+                let area = map.areas.locate(AreaLayer::CollectorArea, lon, lat)?;
+                Some((code.as_str().to_owned(), area.owner.clone()))
+            })
+            .collect();
+        let owners = Arc::new(owners);
+        *kept = Some((grids, map, owners.clone()));
+        owners
+    }
+}
+
+/// The city's local date now.
+fn today(app: &AppState) -> ApiResult<Date> {
+    let (y, m, d) = citygrid_core::reward::local_day(app.now(), app.calendar().utc_offset_minutes());
+    Date::new(y, m, d).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// The counters dated by a case's deadline (due to close and what became of those due).
+const DUE_COUNTERS: [Counter; 3] = [Counter::Due, Counter::DueClosed, Counter::DueClosedOnTime];
+
 /// Every subject of the query with its metrics, score, grade and rank, best first. No access
 /// check: callers check who may ask (see [`list_evaluations`]).
+///
+/// A period still running counts as due only the deadlines up to today: a case due next week
+/// is not yet a closure the region failed.
 pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<EvaluationRow>> {
-    let cfg = config(app).await?;
+    let (cfg, cfg_text) = config_and_text(app).await?;
     let level = match q.subject {
         SubjectKind::Region => Some(q.level.unwrap_or(RegionLevel::Street)),
         _ => None,
@@ -157,64 +248,93 @@ pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<Evaluation
         RegionLevel::City => p.as_str()[..4].to_owned(),
         _ => p.as_str().to_owned(),
     });
-    let tallies: HashMap<String, Tally> = app
-        .store
-        .evaluation_tallies(kind, q.from, q.to, prefix.as_deref().filter(|_| q.subject == SubjectKind::Region))
-        .await?
-        .into_iter()
-        .collect();
+    let prefix = prefix.filter(|_| q.subject == SubjectKind::Region);
+    let counts = app.store.evaluation_counts(kind, q.from, q.to).await?;
+    let today = today(app)?;
+    let due = if q.to > today {
+        Some(if today >= q.from { app.store.evaluation_counts(kind, q.from, today).await? } else { Default::default() })
+    } else {
+        None
+    };
+    let tally_of = |id: &str| -> Tally {
+        let mut t = counts.get(id).cloned().unwrap_or_default();
+        if let Some(due) = &due {
+            let upto = due.get(id);
+            for c in DUE_COUNTERS {
+                let now = t.get(c);
+                t.add(c, upto.map_or(0, |u| u.get(c)) - now);
+            }
+        }
+        t
+    };
     let subjects = subjects(app, q.subject, level, prefix.as_deref()).await?;
     let areas = if q.subject == SubjectKind::Collector { collector_areas(app, q).await? } else { HashMap::new() };
     let days = (q.to - q.from).get_days() as i64 + 1;
     let weights = cfg.weights.get(&q.subject).cloned().unwrap_or_default();
-    let mut tallies = tallies;
     // Subjects with counts that are no longer listed (a removed user or region) still show.
-    let unlisted: Vec<String> = tallies.keys().filter(|k| !subjects.contains_key(*k)).cloned().collect();
     let mut listed: Vec<(String, (String, Option<String>))> = subjects.into_iter().collect();
-    listed.extend(unlisted.into_iter().map(|id| (id.clone(), (id, None))));
-    let mut rows: Vec<EvaluationRow> = listed
-        .into_iter()
-        .map(|(id, (name, username))| {
-            let t = tallies.remove(&id).unwrap_or_default();
-            let active = !t.is_zero();
-            let region_class = level.map(|_| cfg.region_class(&id));
-            let ctx = Context {
-                level,
-                region_class: region_class.clone(),
-                area: username.and_then(|u| areas.get(&u).copied()).unwrap_or_default(),
-                days,
-            };
-            let metrics = evaluation::metrics(q.subject, &t, &cfg, &ctx);
-            let score = evaluation::score(&metrics, &weights);
-            EvaluationRow {
-                grade: cfg.grade(score),
-                subject_id: id,
-                name,
-                rank: 0,
-                score,
-                region_class,
-                active,
-                metrics: MetricMap(
-                    metrics
-                        .into_iter()
-                        .map(|m| {
-                            let scored = matches!(m.kind, MetricKind::Rate | MetricKind::Band);
-                            let out = MetricOut {
-                                value: m.value,
-                                numerator: m.numerator,
-                                denominator: m.denominator,
-                                kind: m.kind,
-                                lower_is_better: m.lower_is_better,
-                                weight: if scored { weights.get(m.name).copied() } else { None },
-                                counters: m.counters,
-                            };
-                            (m.name, out)
-                        })
-                        .collect(),
-                ),
+    {
+        let known: HashSet<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
+        let unlisted: Vec<String> = counts
+            .keys()
+            .filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p)) && !known.contains(k.as_str()))
+            .cloned()
+            .collect();
+        listed.extend(unlisted.into_iter().map(|id| (id.clone(), (id, None))));
+    }
+    let key: RowsKey = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        cfg_text.hash(&mut h);
+        (q.subject, level, q.from, q.to, prefix.clone(), h.finish())
+    };
+    let mut kept = app.eval_cache.take(&key);
+    let mut fresh: HashMap<String, KeptRow> = HashMap::with_capacity(listed.len());
+    let mut rows: Vec<EvaluationRow> = Vec::with_capacity(listed.len());
+    for (id, (name, username)) in listed {
+        let t = tally_of(&id);
+        let area = username.and_then(|u| areas.get(&u).copied()).unwrap_or_default();
+        let row = match kept.remove(&id) {
+            Some(k) if k.tally == t && k.area == area && k.name == name => k,
+            _ => {
+                let region_class = level.map(|_| cfg.region_class(&id));
+                let ctx = Context { level, region_class: region_class.clone(), area, days };
+                let metrics = evaluation::metrics(q.subject, &t, &cfg, &ctx);
+                let score = evaluation::score(&metrics, &weights);
+                let row = EvaluationRow {
+                    grade: cfg.grade(score),
+                    subject_id: id.clone(),
+                    name: name.clone(),
+                    rank: 0,
+                    score,
+                    region_class,
+                    active: !t.is_zero(),
+                    metrics: MetricMap(
+                        metrics
+                            .into_iter()
+                            .map(|m| {
+                                let scored = matches!(m.kind, MetricKind::Rate | MetricKind::Band);
+                                let out = MetricOut {
+                                    value: m.value,
+                                    numerator: m.numerator,
+                                    denominator: m.denominator,
+                                    kind: m.kind,
+                                    lower_is_better: m.lower_is_better,
+                                    weight: if scored { weights.get(m.name).copied() } else { None },
+                                    counters: m.counters,
+                                };
+                                (m.name, out)
+                            })
+                            .collect(),
+                    ),
+                };
+                KeptRow { tally: t, area, name, row }
             }
-        })
-        .collect();
+        };
+        rows.push(row.row.clone());
+        fresh.insert(id, row);
+    }
+    app.eval_cache.put(key, fresh);
     rows.sort_by(|a, b| {
         b.active.cmp(&a.active).then_with(|| b.score.total_cmp(&a.score)).then_with(|| a.subject_id.cmp(&b.subject_id))
     });
@@ -229,7 +349,6 @@ pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<Evaluation
     Ok(rows)
 }
 
-/// The subjects of a kind that exist: id → (name, username for users).
 async fn subjects(
     app: &AppState,
     subject: SubjectKind,
@@ -277,15 +396,12 @@ async fn subjects(
 /// Per collector (username, the owner of a collector area): the confirmed citizen reports and
 /// the filings of the period in the grids whose centre lies in the collector's area.
 async fn collector_areas(app: &AppState, q: &EvalQuery) -> ApiResult<HashMap<String, AreaFacts>> {
-    let grids = app.store.evaluation_tallies(TallyKind::Grid, q.from, q.to, None).await?;
-    let index = app.grids();
-    let map = app.map();
+    let grids = app.store.evaluation_counts(TallyKind::Grid, q.from, q.to).await?;
+    let owners = app.eval_cache.collector_of_grid(app.grids(), app.map());
     let mut out: HashMap<String, AreaFacts> = HashMap::new();
-    for (code, t) in grids {
-        let Ok(code) = RegionCode::parse(&code) else { continue };
-        let Some((lon, lat)) = index.centroid(&code) else { continue };
-        let Some(area) = map.areas.locate(AreaLayer::CollectorArea, lon, lat) else { continue };
-        let f = out.entry(area.owner.clone()).or_default();
+    for (code, t) in grids.iter() {
+        let Some(owner) = owners.get(code) else { continue };
+        let f = out.entry(owner.clone()).or_default();
         f.citizen_confirmed += t.get(Counter::CitizenConfirmed);
         f.filed += t.get(Counter::Filed);
     }
@@ -348,9 +464,7 @@ pub fn period_of(
         (None, Some(_), None) => return Err(ApiError::bad_query("to", "required with from")),
         (None, None, Some(_)) => return Err(ApiError::bad_query("from", "required with to")),
         (None, None, None) => {
-            let offset = app.calendar().utc_offset_minutes();
-            let (y, m, d) = citygrid_core::reward::local_day(app.now(), offset);
-            let today = Date::new(y, m, d).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let today = today(app)?;
             (today.first_of_month(), today)
         }
     };
@@ -665,7 +779,13 @@ pub async fn evaluation_cases(
             return Err(ApiError::Forbidden { code: "out_of_scope", detail: format!("{} is not yours to see", p.id) });
         }
     }
-    let behind = app.store.evaluation_cases(kind, &p.id, counter, (q.from, q.to), p.after.unwrap_or(0), limit).await?;
+    // As in the figures: in a period still running, only the deadlines up to today are due.
+    let to = if DUE_COUNTERS.contains(&counter) { q.to.min(today(&app)?) } else { q.to };
+    let behind = if to < q.from {
+        citygrid_store::CasesBehind { cases: Vec::new(), next: None }
+    } else {
+        app.store.evaluation_cases(kind, &p.id, counter, (q.from, to), p.after.unwrap_or(0), limit).await?
+    };
     let mut items = Vec::with_capacity(behind.cases.len());
     for (id, delta) in behind.cases {
         if let Some(c) = app.store.get_case(id).await? {
