@@ -19,6 +19,7 @@ use citygrid_core::evaluation::{
 use citygrid_core::org::{Role, Scope};
 use citygrid_geo::grid::GridIndex;
 use citygrid_geo::layers::AreaLayer;
+use citygrid_store::PeriodCounts;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -92,6 +93,17 @@ pub struct EvaluationRow {
     /// Anything counted for it in the period. A subject with nothing to do has every rate at
     /// "nothing failed"; it is ranked after every active subject, whatever its score.
     pub active: bool,
+    /// What the row was scored from (a kept answer re-scores a row when it changes).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub basis: Basis,
+}
+
+/// The inputs of one row's formulas.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Basis {
+    pub tally: Tally,
+    pub area: AreaFacts,
 }
 
 /// A row's metrics in the order `citygrid_core::evaluation::metrics` gives them, serialised as
@@ -152,25 +164,30 @@ async fn config_and_text(app: &AppState) -> ApiResult<(EvalConfig, String)> {
     })
 }
 
-/// Which rows a query's answer is kept under: the query and the configuration it was scored
-/// with.
+/// Which answer a query is kept under: the query and the configuration it was scored with.
 type RowsKey = (SubjectKind, Option<RegionLevel>, Date, Date, Option<String>, u64);
 
-/// One subject's row as last answered, with what it was computed from: when those are the
-/// same again, so is the row.
-struct KeptRow {
-    tally: Tally,
-    area: AreaFacts,
-    name: String,
-    row: EvaluationRow,
+/// What an answer was computed from. The same inputs (the same `Arc`s: the store hands out the
+/// same counts while nothing changed) give the same answer; changed counts re-score only the
+/// subjects whose counts changed.
+struct KeptAnswer {
+    map: Arc<MapIndexes>,
+    /// The subjects listed (their ids and names): from the map for regions, from the users and
+    /// departments otherwise.
+    listed: Arc<Vec<(String, (String, Option<String>))>>,
+    counts: PeriodCounts,
+    due: Option<PeriodCounts>,
+    areas: Arc<HashMap<String, AreaFacts>>,
+    rows: Arc<Vec<EvaluationRow>>,
+    used: u64,
 }
 
-/// Rows of recent answers (a city's 20,000 grids cost tens of milliseconds to score afresh,
+/// Recent answers (a city's 20,000 grids cost tens of milliseconds to list and score afresh,
 /// and between two asks a handful changed) and each collector's area by grid for the map in
 /// force. Bounded: least recently used answers go first beyond [`KEPT_ROWS`] rows.
 #[derive(Default)]
 pub struct EvalCache {
-    rows: std::sync::Mutex<HashMap<RowsKey, (u64, HashMap<String, KeptRow>)>>,
+    answers: std::sync::Mutex<HashMap<RowsKey, KeptAnswer>>,
     tick: std::sync::atomic::AtomicU64,
     #[allow(clippy::type_complexity)]
     areas: std::sync::Mutex<Option<(Arc<GridIndex>, Arc<MapIndexes>, Arc<HashMap<String, String>>)>>,
@@ -180,17 +197,22 @@ pub struct EvalCache {
 const KEPT_ROWS: usize = 60_000;
 
 impl EvalCache {
-    fn take(&self, key: &RowsKey) -> HashMap<String, KeptRow> {
-        self.rows.lock().unwrap_or_else(|e| e.into_inner()).remove(key).map(|(_, r)| r).unwrap_or_default()
+    /// Forget every kept answer (the next ask of each scores it afresh).
+    pub fn clear(&self) {
+        self.answers.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    fn put(&self, key: RowsKey, rows: HashMap<String, KeptRow>) {
-        let used = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut all = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        all.insert(key.clone(), (used, rows));
-        while all.values().map(|(_, r)| r.len()).sum::<usize>() > KEPT_ROWS && all.len() > 1 {
+    fn take(&self, key: &RowsKey) -> Option<KeptAnswer> {
+        self.answers.lock().unwrap_or_else(|e| e.into_inner()).remove(key)
+    }
+
+    fn put(&self, key: RowsKey, mut answer: KeptAnswer) {
+        answer.used = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut all = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        all.insert(key.clone(), answer);
+        while all.values().map(|a| a.rows.len()).sum::<usize>() > KEPT_ROWS && all.len() > 1 {
             let Some(oldest) =
-                all.iter().filter(|(k, _)| **k != key).min_by_key(|(_, (u, _))| *u).map(|(k, _)| k.clone())
+                all.iter().filter(|(k, _)| **k != key).min_by_key(|(_, a)| a.used).map(|(k, _)| k.clone())
             else {
                 break;
             };
@@ -209,10 +231,9 @@ impl EvalCache {
         let owners: HashMap<String, String> = grids
             .iter()
             .filter_map(|g| {
-                let code = &g.code;
-                let (lon, lat) = grids.centroid(code)?;
+                let (lon, lat) = grids.centroid(&g.code)?;
                 let area = map.areas.locate(AreaLayer::CollectorArea, lon, lat)?;
-                Some((code.as_str().to_owned(), area.owner.clone()))
+                Some((g.code.as_str().to_owned(), area.owner.clone()))
             })
             .collect();
         let owners = Arc::new(owners);
@@ -232,10 +253,15 @@ const DUE_COUNTERS: [Counter; 3] = [Counter::Due, Counter::DueClosed, Counter::D
 
 /// Every subject of the query with its metrics, score, grade and rank, best first. No access
 /// check: callers check who may ask (see [`list_evaluations`]).
+pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<EvaluationRow>> {
+    Ok(evaluate_shared(app, q).await?.as_ref().clone())
+}
+
+/// [`evaluate`] without copying the rows: the answer as kept (see [`EvalCache`]).
 ///
 /// A period still running counts as due only the deadlines up to today: a case due next week
 /// is not yet a closure the region failed.
-pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<EvaluationRow>> {
+pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec<EvaluationRow>>> {
     let (cfg, cfg_text) = config_and_text(app).await?;
     let level = match q.subject {
         SubjectKind::Region => Some(q.level.unwrap_or(RegionLevel::Street)),
@@ -256,85 +282,161 @@ pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<Evaluation
     } else {
         None
     };
-    let tally_of = |id: &str| -> Tally {
-        let mut t = counts.get(id).cloned().unwrap_or_default();
-        if let Some(due) = &due {
-            let upto = due.get(id);
-            for c in DUE_COUNTERS {
-                let now = t.get(c);
-                t.add(c, upto.map_or(0, |u| u.get(c)) - now);
-            }
-        }
-        t
-    };
-    let subjects = subjects(app, q.subject, level, prefix.as_deref()).await?;
-    let areas = if q.subject == SubjectKind::Collector { collector_areas(app, q).await? } else { HashMap::new() };
-    let days = (q.to - q.from).get_days() as i64 + 1;
-    let weights = cfg.weights.get(&q.subject).cloned().unwrap_or_default();
-    // Subjects with counts that are no longer listed (a removed user or region) still show.
-    let mut listed: Vec<(String, (String, Option<String>))> = subjects.into_iter().collect();
-    {
-        let known: HashSet<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
-        let unlisted: Vec<String> = counts
-            .keys()
-            .filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p)) && !known.contains(k.as_str()))
-            .cloned()
-            .collect();
-        listed.extend(unlisted.into_iter().map(|id| (id.clone(), (id, None))));
-    }
+    let areas =
+        Arc::new(if q.subject == SubjectKind::Collector { collector_areas(app, q).await? } else { HashMap::new() });
     let key: RowsKey = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         cfg_text.hash(&mut h);
         (q.subject, level, q.from, q.to, prefix.clone(), h.finish())
     };
-    let mut kept = app.eval_cache.take(&key);
-    let mut fresh: HashMap<String, KeptRow> = HashMap::with_capacity(listed.len());
-    let mut rows: Vec<EvaluationRow> = Vec::with_capacity(listed.len());
-    for (id, (name, username)) in listed {
-        let t = tally_of(&id);
-        let area = username.and_then(|u| areas.get(&u).copied()).unwrap_or_default();
-        let row = match kept.remove(&id) {
-            Some(k) if k.tally == t && k.area == area && k.name == name => k,
-            _ => {
-                let region_class = level.map(|_| cfg.region_class(&id));
-                let ctx = Context { level, region_class: region_class.clone(), area, days };
-                let metrics = evaluation::metrics(q.subject, &t, &cfg, &ctx);
-                let score = evaluation::score(&metrics, &weights);
-                let row = EvaluationRow {
-                    grade: cfg.grade(score),
-                    subject_id: id.clone(),
-                    name: name.clone(),
-                    rank: 0,
-                    score,
-                    region_class,
-                    active: !t.is_zero(),
-                    metrics: MetricMap(
-                        metrics
-                            .into_iter()
-                            .map(|m| {
-                                let scored = matches!(m.kind, MetricKind::Rate | MetricKind::Band);
-                                let out = MetricOut {
-                                    value: m.value,
-                                    numerator: m.numerator,
-                                    denominator: m.denominator,
-                                    kind: m.kind,
-                                    lower_is_better: m.lower_is_better,
-                                    weight: if scored { weights.get(m.name).copied() } else { None },
-                                    counters: m.counters,
-                                };
-                                (m.name, out)
-                            })
-                            .collect(),
-                    ),
-                };
-                KeptRow { tally: t, area, name, row }
+    let map = app.map();
+    let kept = app.eval_cache.take(&key);
+    // Regions are listed from the map (the same while the map is); the others from the users
+    // and departments, read again each time (a few hundred).
+    let listed = match (&kept, q.subject) {
+        (Some(k), SubjectKind::Region) if Arc::ptr_eq(&k.map, &map) => k.listed.clone(),
+        _ => {
+            let mut listed: Vec<(String, (String, Option<String>))> =
+                subjects(app, q.subject, level, prefix.as_deref()).await?.into_iter().collect();
+            listed.sort();
+            match &kept {
+                Some(k) if *k.listed == listed => k.listed.clone(),
+                _ => Arc::new(listed),
             }
-        };
-        rows.push(row.row.clone());
-        fresh.insert(id, row);
-    }
-    app.eval_cache.put(key, fresh);
+        }
+    };
+    let same = |a: &Option<PeriodCounts>, b: &Option<PeriodCounts>| match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+    let days = (q.to - q.from).get_days() as i64 + 1;
+    let weights = cfg.weights.get(&q.subject).cloned().unwrap_or_default();
+    let tally_of = |id: &str| -> Tally {
+        let mut t = counts.get(id).cloned().unwrap_or_default();
+        if let Some(due) = &due {
+            let upto = due.get(id);
+            for c in DUE_COUNTERS {
+                t.add(c, upto.map_or(0, |u| u.get(c)) - t.get(c));
+            }
+        }
+        t
+    };
+    let score_row = |id: String, name: String, t: Tally, area: AreaFacts| -> EvaluationRow {
+        let region_class = level.map(|_| cfg.region_class(&id));
+        let ctx = Context { level, region_class: region_class.clone(), area, days };
+        let metrics = evaluation::metrics(q.subject, &t, &cfg, &ctx);
+        let score = evaluation::score(&metrics, &weights);
+        EvaluationRow {
+            grade: cfg.grade(score),
+            subject_id: id,
+            name,
+            rank: 0,
+            score,
+            region_class,
+            active: !t.is_zero(),
+            metrics: MetricMap(
+                metrics
+                    .into_iter()
+                    .map(|m| {
+                        let scored = matches!(m.kind, MetricKind::Rate | MetricKind::Band);
+                        let out = MetricOut {
+                            value: m.value,
+                            numerator: m.numerator,
+                            denominator: m.denominator,
+                            kind: m.kind,
+                            lower_is_better: m.lower_is_better,
+                            weight: if scored { weights.get(m.name).copied() } else { None },
+                            counters: m.counters,
+                        };
+                        (m.name, out)
+                    })
+                    .collect(),
+            ),
+            basis: Basis { tally: t, area },
+        }
+    };
+    let area_of = |username: &Option<String>| username.as_ref().and_then(|u| areas.get(u).copied()).unwrap_or_default();
+    let rows = match kept {
+        // Nothing changed: the same answer.
+        Some(k)
+            if Arc::ptr_eq(&k.listed, &listed)
+                && Arc::ptr_eq(&k.counts, &counts)
+                && same(&k.due, &due)
+                && *k.areas == *areas =>
+        {
+            k.rows
+        }
+        // The same subjects, some counts changed: re-score those.
+        Some(k) if Arc::ptr_eq(&k.listed, &listed) => {
+            let mut rows = k.rows;
+            let names: HashMap<&str, &Option<String>> = if q.subject == SubjectKind::Collector {
+                listed.iter().map(|(id, (_, u))| (id.as_str(), u)).collect()
+            } else {
+                HashMap::new()
+            };
+            let all = Arc::make_mut(&mut rows);
+            let mut seen = 0;
+            for r in all.iter_mut() {
+                seen += usize::from(counts.contains_key(&r.subject_id));
+                let area = names.get(r.subject_id.as_str()).map_or_else(AreaFacts::default, |u| area_of(u));
+                // Compared counter by counter: most rows are unchanged, and building each
+                // row's tally to compare it cost more than the comparison.
+                let (base, upto) = (counts.get(&r.subject_id), due.as_ref().map(|d| d.get(&r.subject_id)));
+                let changed = Counter::ALL.iter().any(|&c| {
+                    let now = match upto {
+                        Some(u) if DUE_COUNTERS.contains(&c) => u.map_or(0, |u| u.get(c)),
+                        _ => base.map_or(0, |b| b.get(c)),
+                    };
+                    now != r.basis.tally.get(c)
+                });
+                if changed || area != r.basis.area {
+                    let t = tally_of(&r.subject_id);
+                    *r = score_row(std::mem::take(&mut r.subject_id), std::mem::take(&mut r.name), t, area);
+                }
+            }
+            // Subjects counted that are listed nowhere (a removed user or region) still show.
+            let in_scope = counts.keys().filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p))).count();
+            if seen < in_scope {
+                let known: HashSet<String> = all.iter().map(|r| r.subject_id.clone()).collect();
+                let mut new: Vec<&String> = counts
+                    .keys()
+                    .filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p)) && !known.contains(*k))
+                    .collect();
+                new.sort();
+                for id in new {
+                    all.push(score_row(id.clone(), id.clone(), tally_of(id), AreaFacts::default()));
+                }
+            }
+            rank(all);
+            rows
+        }
+        // First ask, or the subjects changed: score them all.
+        _ => {
+            let mut all: Vec<EvaluationRow> = listed
+                .iter()
+                .map(|(id, (name, username))| score_row(id.clone(), name.clone(), tally_of(id), area_of(username)))
+                .collect();
+            let known: HashSet<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
+            let mut unlisted: Vec<&String> = counts
+                .keys()
+                .filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p)) && !known.contains(k.as_str()))
+                .collect();
+            unlisted.sort();
+            for id in unlisted {
+                all.push(score_row(id.clone(), id.clone(), tally_of(id), AreaFacts::default()));
+            }
+            rank(&mut all);
+            Arc::new(all)
+        }
+    };
+    app.eval_cache.put(key, KeptAnswer { map, listed, counts, due, areas, rows: rows.clone(), used: 0 });
+    Ok(rows)
+}
+
+/// Active subjects first, then best score, then id; equal (activity, score) share a rank.
+fn rank(rows: &mut [EvaluationRow]) {
     rows.sort_by(|a, b| {
         b.active.cmp(&a.active).then_with(|| b.score.total_cmp(&a.score)).then_with(|| a.subject_id.cmp(&b.subject_id))
     });
@@ -346,7 +448,6 @@ pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<Evaluation
         };
         last = Some((r.active, r.score, r.rank));
     }
-    Ok(rows)
 }
 
 async fn subjects(
@@ -619,11 +720,11 @@ pub async fn request_query(
 
 /// Rows of `q` the reader may see.
 pub async fn evaluate_for(app: &AppState, auth: &Auth, q: &EvalQuery) -> ApiResult<Vec<EvaluationRow>> {
-    let mut rows = evaluate(app, q).await?;
-    if let Some(allowed) = visible_filter(app, auth).await? {
-        rows.retain(|r| allowed.contains(&r.subject_id));
-    }
-    Ok(rows)
+    let rows = evaluate_shared(app, q).await?;
+    Ok(match visible_filter(app, auth).await? {
+        Some(allowed) => rows.iter().filter(|r| allowed.contains(&r.subject_id)).cloned().collect(),
+        None => rows.as_ref().clone(),
+    })
 }
 
 /// The comprehensive evaluation (综合评价) of every subject of a kind over a period: one row
@@ -655,7 +756,11 @@ pub async fn list_evaluations(
         (p.period.as_deref(), p.from.as_deref(), p.to.as_deref()),
     )
     .await?;
-    let mut rows = evaluate_for(&app, &auth, &q).await?;
+    // The kept answer is shared: only the page asked for is copied.
+    let shared = evaluate_shared(&app, &q).await?;
+    let allowed = visible_filter(&app, &auth).await?;
+    let mut rows: Vec<&EvaluationRow> =
+        shared.iter().filter(|r| allowed.as_ref().is_none_or(|a| a.contains(&r.subject_id))).collect();
     match p.sort.as_deref() {
         None | Some("score") => {}
         Some("subject_id") => rows.sort_by(|a, b| a.subject_id.cmp(&b.subject_id)),
@@ -663,7 +768,7 @@ pub async fn list_evaluations(
     }
     let total = rows.len();
     let rows: Vec<EvaluationRow> =
-        rows.into_iter().skip(p.offset.unwrap_or(0)).take(p.limit.unwrap_or(usize::MAX)).collect();
+        rows.into_iter().skip(p.offset.unwrap_or(0)).take(p.limit.unwrap_or(usize::MAX)).cloned().collect();
     if download != Download::Json {
         return evaluation_download(&app, &q, &rows, download).await;
     }

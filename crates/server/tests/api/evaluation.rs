@@ -61,6 +61,8 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     assert_eq!(metric(s, "filed"), (0.0, 0, 1));
     assert_eq!(page["total"].as_u64().unwrap() as usize, page["rows"].as_array().unwrap().len());
 
+    // Every answer asked once: from here on they are kept and re-scored where counts change.
+    futures_all(&app, &evaluator).await;
     app.set_time("2026-09-28 09:10");
     app.step(&acceptor, id, "accept", Value::Null).await;
     app.set_time("2026-09-28 09:20");
@@ -74,6 +76,8 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     app.step(&collector, id, "check", json!({"passed": true})).await;
     app.set_time("2026-09-28 11:00");
     app.step(&leader, id, "close", Value::Null).await;
+
+    assert_kept_is_fresh(&app, &evaluator).await;
 
     // A citizen's report of the same spot, verified on site and filed.
     let c1 = citizen(&app, "13900000001").await.0;
@@ -199,10 +203,25 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     assert!(rows.iter().all(|r| r["subject_id"].as_str().unwrap().starts_with(STREET)));
     assert!(rows.windows(2).all(|w| w[0]["subject_id"].as_str() < w[1]["subject_id"].as_str()));
 
+    assert_kept_is_fresh(&app, &evaluator).await;
+    // A new collector is listed at the next ask (with nothing to do yet).
+    let created = json!({"username": "collector9", "password": "pw-9", "role": "collector", "scope": {"kind": "region", "code": "320311"}});
+    app.post_json(&admin, "/api/v1/users", &created).await.ok(201);
+    let page = app.get(&evaluator, "/api/v1/evaluations?subject=collector&period=2026-09").await.ok(200);
+    let new = page["rows"].as_array().unwrap().iter().find(|r| r["name"] == "collector9").expect("the new collector");
+    assert_eq!(new["active"], false);
+
     // A full recomputation from the log gives the same figures.
     let before: Vec<Value> = futures_all(&app, &evaluator).await;
     app.store.rebuild_evaluation(&|_| {}).await.unwrap();
     assert_eq!(futures_all(&app, &evaluator).await, before);
+}
+
+/// The answers kept between asks (re-scored where counts changed) equal answers scored afresh.
+async fn assert_kept_is_fresh(app: &TestApp, token: &str) {
+    let kept = futures_all(app, token).await;
+    app.state.eval_cache.clear();
+    assert_eq!(futures_all(app, token).await, kept);
 }
 
 async fn futures_all(app: &TestApp, token: &str) -> Vec<Value> {
