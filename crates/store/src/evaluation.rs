@@ -267,6 +267,10 @@ pub(crate) struct KeptCounts {
 const KEPT_SUBJECTS: usize = 300_000;
 
 impl KeptCounts {
+    fn get(&self, key: &(TallyKind, i32, i32)) -> Option<KeptPart> {
+        self.parts.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
     fn take(&self, key: &(TallyKind, i32, i32)) -> Option<KeptPart> {
         self.parts.lock().unwrap_or_else(|e| e.into_inner()).remove(key)
     }
@@ -362,9 +366,7 @@ impl Store {
     /// One part's counts (`period` in `lo..=hi`), from memory refreshed by what changed since.
     async fn counts_part(&self, kind: TallyKind, lo: i32, hi: i32) -> Result<PeriodCounts> {
         let key = (kind, lo, hi);
-        // Taken out while it is refreshed, so the refresh changes it in place instead of
-        // copying 20,000 subjects (a reader meanwhile reads the part whole).
-        let kept = self.kept.take(&key);
+        let kept = self.kept.get(&key);
         let read = |since: Option<i64>| async move {
             let row: (i64, i64, Option<String>) = both!(self, |_w, r, _f| {
                 let sql = counts_sql(self.backend() == "sqlite", since.is_some());
@@ -380,8 +382,11 @@ impl Store {
             Some(mut k) => {
                 let (generation, watermark, text) = read(Some(k.watermark)).await?;
                 if generation == k.generation {
-                    if text.as_deref().is_some_and(|t| !t.is_empty()) {
-                        apply_lines(std::sync::Arc::make_mut(&mut k.tallies), text.as_deref().unwrap_or(""))?;
+                    if let Some(text) = text.filter(|t| !t.is_empty()) {
+                        // Out of the cache while it changes, so it changes in place instead of
+                        // copying 20,000 subjects (a reader meanwhile reads the part whole).
+                        drop(self.kept.take(&key));
+                        apply_lines(Arc::make_mut(&mut k.tallies), &text)?;
                     }
                     k.watermark = watermark;
                     k
