@@ -2685,7 +2685,10 @@ async fn upgrade_rewrites_old_case_rows_and_recounts(db: Db) {
     // Monday alone: the return on Tuesday is charged to Monday's dispatch, and the case is due
     // on Monday, found by its due date.
     let monday = date("2026-03-02");
-    assert_eq!(incremental(&db.store, monday, monday).await, db.store.evaluation_from_log(monday, monday).await.unwrap());
+    assert_eq!(
+        incremental(&db.store, monday, monday).await,
+        db.store.evaluation_from_log(monday, monday).await.unwrap()
+    );
     let again = db.store.upgrade_cases_and_counts(&|_| {}).await.unwrap();
     assert_eq!((again.rows_rewritten, again.rows_drifted, again.events), (0, 0, done.events));
     assert_eq!(incremental(&db.store, from, to).await, counted);

@@ -2081,7 +2081,8 @@ fn a_return_after_the_due_date_stays_due_in_its_month() {
     // Closed before its new deadline (14:30) but after its due date: not on time.
     assert_eq!((dec["closed"], dec.get("closed_on_time")), (1, None));
     // November's street: closed 1 of 1 due, none on time; December has nothing due.
-    let street_metric = |month, name| metric_in_month(&t, (SubjectKind::Region, TallyKind::Street), &street, month, name);
+    let street_metric =
+        |month, name| metric_in_month(&t, (SubjectKind::Region, TallyKind::Street), &street, month, name);
     assert_eq!(street_metric(NOV, "closure_rate"), (1.0, 1, 1));
     assert_eq!(street_metric(NOV, "on_time_closure_rate"), (0.0, 0, 1));
     assert_eq!(street_metric(DEC, "on_time_closure_rate"), (1.0, 0, 0));
@@ -2133,7 +2134,10 @@ fn an_extension_moves_the_due_date_only_before_it_passes() {
     // on Tuesday, 160 on Wednesday → Wed 11:10; check and close → 14:10.
     let mut early = filed();
     early.act(&leader(), "2026-11-30 10:30", ApproveExtension, no_input());
-    assert_eq!((early.case.case_deadline, early.case.due_at), (Some(bj("2026-12-02 14:10")), Some(bj("2026-12-02 14:10"))));
+    assert_eq!(
+        (early.case.case_deadline, early.case.due_at),
+        (Some(bj("2026-12-02 14:10")), Some(bj("2026-12-02 14:10")))
+    );
     close(&mut early);
     let t = monthly(&[&early]);
     assert_eq!(in_month(&t, TallyKind::Grid, GRID, NOV).get("due"), None);
@@ -2142,7 +2146,10 @@ fn an_extension_moves_the_due_date_only_before_it_passes() {
 
     let mut late = filed();
     late.act(&leader(), "2026-11-30 15:00", ApproveExtension, no_input());
-    assert_eq!((late.case.case_deadline, late.case.due_at), (Some(bj("2026-12-02 14:10")), Some(bj("2026-11-30 14:10"))));
+    assert_eq!(
+        (late.case.case_deadline, late.case.due_at),
+        (Some(bj("2026-12-02 14:10")), Some(bj("2026-11-30 14:10")))
+    );
     close(&mut late);
     let t = monthly(&[&late]);
     let nov = in_month(&t, TallyKind::Grid, GRID, NOV);
@@ -2175,7 +2182,10 @@ fn suspension_before_and_after_the_due_date() {
     assert!(due_facts(&before.case, 480).is_empty(), "the clock stopped before the due date");
     assert_eq!(before.case.due_at, Some(bj("2026-11-30 14:10")), "follows the deadline while suspended");
     before.act(&leader(), "2026-12-07 09:40", Resume, no_input());
-    assert_eq!((before.case.case_deadline, before.case.due_at), (Some(bj("2026-12-07 14:10")), Some(bj("2026-12-07 14:10"))));
+    assert_eq!(
+        (before.case.case_deadline, before.case.due_at),
+        (Some(bj("2026-12-07 14:10")), Some(bj("2026-12-07 14:10")))
+    );
     before.act(&handler(1), "2026-12-07 10:30", Dispose, with_photos(1));
     before.act(&collector(), "2026-12-07 11:00", Check, checked(true));
     before.act(&leader(), "2026-12-07 11:30", Close, no_input());
@@ -2233,16 +2243,24 @@ fn credits_and_charges_are_dated_by_the_event_they_judge() {
     let c = collector().user_id;
     assert_eq!(
         in_month(&t, TallyKind::Collector, c, NOV),
-        pairs(&[("reported", 3), ("report_filed", 2), ("report_justified_void", 1), ("verified", 1), ("verified_on_time", 1)])
+        pairs(&[
+            ("reported", 3),
+            ("report_filed", 2),
+            ("report_justified_void", 1),
+            ("verified", 1),
+            ("verified_on_time", 1)
+        ])
     );
     assert_eq!(in_month(&t, TallyKind::Collector, c, DEC), pairs(&[("reported", 1)]));
-    let valid = |month| metric_in_month(&t, (SubjectKind::Collector, TallyKind::Collector), c, month, "valid_report_rate");
+    let valid =
+        |month| metric_in_month(&t, (SubjectKind::Collector, TallyKind::Collector), c, month, "valid_report_rate");
     assert_eq!(valid(NOV), (1.0, 3, 3));
     assert_eq!(valid(DEC), (0.0, 0, 1), "was 2 / 1 when credits were dated by their own events");
 
     // The leader: the November filing voided in December is November's inaccuracy.
     let l = leader().user_id;
-    let accurate = |month| metric_in_month(&t, (SubjectKind::Leader, TallyKind::Leader), l, month, "accurate_filing_rate");
+    let accurate =
+        |month| metric_in_month(&t, (SubjectKind::Leader, TallyKind::Leader), l, month, "accurate_filing_rate");
     assert_eq!(accurate(NOV), (0.0, 0, 1));
     assert_eq!(accurate(DEC), (1.0, 2, 2));
 
@@ -2318,7 +2336,9 @@ fn evaluation_walk(source: Source, moves: &[EvalMove], sums: &mut Sums) -> Resul
                 Counter::Due | Counter::DueClosed | Counter::DueClosedOnTime => {
                     prop_assert!(
                         Some(c.day) == day(before.due_at) || Some(c.day) == day(after.due_at),
-                        "{:?} dated {} is on neither due date", c, c.day
+                        "{:?} dated {} is on neither due date",
+                        c,
+                        c.day
                     );
                     c.day
                 }
@@ -2355,7 +2375,9 @@ fn evaluation_walk(source: Source, moves: &[EvalMove], sums: &mut Sums) -> Resul
 /// counts (every distinct period there is): each rate's numerator lies within 0 and its
 /// denominator, so the rate within 0–1.
 fn check_rates_of_every_period(sums: &Sums) -> Result<(), TestCaseError> {
-    use crate::evaluation::{metrics, AreaFacts, Context, Counter, EvalConfig, MetricKind, SubjectKind, Tally, TallyKind};
+    use crate::evaluation::{
+        metrics, AreaFacts, Context, Counter, EvalConfig, MetricKind, SubjectKind, Tally, TallyKind,
+    };
     use std::collections::{BTreeMap, BTreeSet};
     let days: Vec<i32> = sums.keys().map(|k| k.3).collect::<BTreeSet<_>>().into_iter().collect();
     // Per subject, the running totals up to and including each day.
@@ -2406,7 +2428,13 @@ fn check_rates_of_every_period(sums: &Sums) -> Result<(), TestCaseError> {
                     prop_assert!(
                         0 <= m.numerator && m.numerator <= m.denominator.max(0) && (0.0..=1.0).contains(&m.value),
                         "{:?} {}: {} = {} / {} in {}..{}",
-                        kind, id, m.name, m.numerator, m.denominator, days[a], days[b]
+                        kind,
+                        id,
+                        m.name,
+                        m.numerator,
+                        m.denominator,
+                        days[a],
+                        days[b]
                     );
                 }
             }
