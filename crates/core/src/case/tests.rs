@@ -2390,8 +2390,9 @@ fn check_rates_of_every_period(sums: &Sums) -> Result<(), TestCaseError> {
     }
     for series in prefix.values_mut() {
         for i in 1..series.len() {
-            for c in 0..Counter::ALL.len() {
-                series[i][c] += series[i - 1][c];
+            let previous = series[i - 1].clone();
+            for (sum, v) in series[i].iter_mut().zip(previous) {
+                *sum += v;
             }
         }
     }
