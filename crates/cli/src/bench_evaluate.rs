@@ -172,7 +172,7 @@ pub async fn evaluate(
     println!("incremental_ms={inc:.1}");
     println!("incremental_counts_ms={counts_only:.1}");
     println!("full_ms={full_ms:.0}");
-    println!("ratio={:.1}", full_ms / inc.max(0.001));
+    println!("ratio={:.2}", full_ms / inc.max(0.001));
     store.close().await;
     Ok(())
 }

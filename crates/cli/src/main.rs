@@ -347,6 +347,13 @@ async fn main() -> Result<()> {
         Command::Audit(db) => {
             let store = open(&db).await?;
             let ids = store.case_ids().await?;
+            if !ids.is_empty() && store.get_setting(citygrid_server::state::EVALUATION_COUNTED_KEY).await?.is_none() {
+                // The audit changes nothing, so it does not run the upgrade itself.
+                eprintln!(
+                    "note: this database has not been upgraded by this version yet (start the server or run \
+                     `citygrid evaluate` once): rows written by older versions lack fields their replay has"
+                );
+            }
             let mut bad = 0;
             for id in &ids {
                 let events = store.case_events(*id).await?;

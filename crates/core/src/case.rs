@@ -402,6 +402,29 @@ pub struct Case {
     /// The dispatcher of the latest dispatch, charged when the department returns it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatched_by: Option<i64>,
+    /// When it was filed (立案时间): the evaluation dates a later void of the filing by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub filed_at: Option<Timestamp>,
+    /// When the latest dispatch was made (派遣时间): a return of it is dated by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub dispatched_at: Option<Timestamp>,
+    /// The due date (应结时间) the evaluation's "due to close" (应结案数) is dated by. It
+    /// follows `case_deadline` while that deadline has not passed; once an event happens after
+    /// it while the case is open and its clock runs, it stays at that passed deadline for good
+    /// (a later return, failed check, extension or resumed suspension moves `case_deadline`, not
+    /// this). A case suspended before its due date is not due while suspended (the clock
+    /// stopped); one suspended after it stays due. None before filing and once voided or
+    /// refused. See `evaluation::due_facts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub due_at: Option<Timestamp>,
+    /// The department answerable for closing by `due_at`: the one holding the case while the
+    /// due date has not passed, then the one that held it when it passed, for good (returning
+    /// or handing down an overdue case does not take its overdue away, nor give it to another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_department_id: Option<i64>,
     /// Marked for attention by a leader (督办).
     pub urged: bool,
     #[schema(value_type = String, format = DateTime)]
@@ -418,6 +441,19 @@ impl Case {
     /// Overdue: open, not suspended, and past the current stage's deadline.
     pub fn is_overdue(&self, now: Timestamp) -> bool {
         !self.state.is_final() && self.state != State::Suspended && self.deadline.is_some_and(|d| d < now)
+    }
+
+    /// Suspended at or before its due date: the clock stopped before the due date came, so
+    /// the case is not due while suspended and its due date still follows the deadline.
+    pub fn suspended_before_due(&self) -> bool {
+        self.state == State::Suspended && self.suspended_at.zip(self.due_at).is_some_and(|(s, due)| s <= due)
+    }
+
+    /// Whether an event at `at` finds the due date passed: the case is open, its clock runs
+    /// (not suspended before the due date) and `at` is after `due_at`. From such an event on,
+    /// [`project`] keeps `due_at` and `due_department_id` as they are.
+    pub fn due_passed(&self, at: Timestamp) -> bool {
+        !self.state.is_final() && !self.suspended_before_due() && self.due_at.is_some_and(|due| at > due)
     }
 }
 
@@ -1089,6 +1125,10 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
                 end_reason: None,
                 filed_by: None,
                 dispatched_by: None,
+                filed_at: None,
+                dispatched_at: None,
+                due_at: e.case_deadline,
+                due_department_id: None,
                 dispatch_count: 0,
                 return_count: 0,
                 rework_count: 0,
@@ -1103,12 +1143,15 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
         Some(c) if c.id == id && e.seq == c.version + 1 && e.from_state == Some(c.state) => c,
         Some(_) => return None,
     };
+    // Decided on the case as it was before this event.
+    let due_passed = c.due_passed(e.at);
     match &e.change {
         Change::Report { .. } => return None,
         Change::Verify { confirmed } => c.verified = Some(*confirmed),
         Change::File { urgency } => {
             c.urgency = *urgency;
             c.filed_by = e.actor_id;
+            c.filed_at = Some(e.at);
         }
         Change::Void { duplicate_of } => c.duplicate_of = *duplicate_of,
         Change::Dispatch { department_id, disposal_limit } => {
@@ -1116,6 +1159,7 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
             c.disposal_limit = Some(*disposal_limit);
             c.dispatch_count += 1;
             c.dispatched_by = e.actor_id;
+            c.dispatched_at = Some(e.at);
         }
         Change::HandDown { department_id } => c.department_id = Some(*department_id),
         Change::Return { .. } => {
@@ -1163,6 +1207,14 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
     c.state = e.to_state;
     c.deadline = e.deadline;
     c.case_deadline = e.case_deadline;
+    if e.case_deadline.is_none() {
+        // Voided or refused: nothing is due any more.
+        c.due_at = None;
+        c.due_department_id = None;
+    } else if !due_passed {
+        c.due_at = e.case_deadline;
+        c.due_department_id = c.department_id;
+    }
     c.updated_at = e.at;
     c.version = e.seq;
     Some(c)

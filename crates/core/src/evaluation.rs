@@ -4,9 +4,22 @@
 //! One function, [`contributions`], says what an event adds to which subject's counters, on
 //! which local day. Incremental aggregates (written in the event's transaction) and a full
 //! recomputation from the log both sum exactly these contributions, so they cannot disagree.
-//! Most counters are flows dated by the event; the "due to close" family (应结案数) is dated by
-//! the case's deadline and derived from the case's state before and after the event
-//! ([`due_facts`]), so an extension, a suspension, a return or a void moves or removes it.
+//!
+//! How counts are dated, so that every rate of any period stays within 0–1:
+//! - Plain flows (reported, accepted, filed, dispatched, disposed, checked, closed, …) and the
+//!   "on time" of a step count on the local day of their own event.
+//! - A rate's numerator is dated by the event its denominator counts (cohort dating): a
+//!   collector's report filed, or voided before filing as a duplicate, counts on the day it
+//!   was reported; a void after filing is charged on the filing day; a return is charged to
+//!   the dispatcher on the day of the dispatch it returns; a confirmed citizen (or hotline)
+//!   report counts when it is filed, beside the filing. Such a charge may land in a past
+//!   period — the day judged is where it belongs — and is never more than what that day
+//!   counted in the denominator.
+//! - The "due to close" family (应结案数) is dated by the case's due date (`Case::due_at`,
+//!   应结时间) and derived from the case before and after the event ([`due_facts`]): an
+//!   extension, a resumed suspension or a return before the due date moves it, a void removes
+//!   it, but once the due date has passed nothing moves it out of its period any more.
+//!
 //! [`metrics`] turns a subject's summed [`Tally`] into the standard rates, [`score`] weights
 //! them under an [`EvalConfig`], [`EvalConfig::grade`] bands the score.
 
@@ -153,7 +166,8 @@ macro_rules! counters {
 counters! {
     /// Reports made (上报数).
     Reported = "reported",
-    /// Citizen reports confirmed on site (监督举报, the citizen-report rate's numerator).
+    /// Filed cases that came from a citizen or hotline report confirmed on site (监督举报, the
+    /// citizen-report rate's numerator): counted at filing, beside `Filed`.
     CitizenConfirmed = "citizen_confirmed",
     /// Accepted (受理数).
     Accepted = "accepted",
@@ -165,17 +179,19 @@ counters! {
     FiledOnTime = "filed_on_time",
     /// Voided (作废): a duplicate or an invalid report, at any stage.
     Voided = "voided",
-    /// Voided after it was filed: charged to the leader who filed it (accurate filing).
+    /// Voided after it was filed: charged to the leader who filed it (accurate filing), dated
+    /// by the filing day.
     VoidedAfterFiling = "voided_after_filing",
-    /// A collector's own report that was filed (valid report).
+    /// A collector's own report that was filed (valid report), dated by the report day.
     ReportFiled = "report_filed",
     /// A collector's own report voided before filing as a duplicate of a real problem
-    /// (a justified void: the problem was real, someone was first).
+    /// (a justified void: the problem was real, someone was first), dated by the report day.
     ReportJustifiedVoid = "report_justified_void",
     /// Dispatched (派遣数); for a department: cases it received (应处置数).
     Dispatched = "dispatched",
     DispatchedOnTime = "dispatched_on_time",
-    /// A dispatch the department returned as not its own (回退): charged to the dispatcher.
+    /// A dispatch the department returned as not its own (回退): charged to the dispatcher of
+    /// that dispatch, dated by the dispatch day.
     Redispatched = "redispatched",
     /// Returned to dispatch by the department (回退).
     Returned = "returned",
@@ -199,15 +215,15 @@ counters! {
     Checked = "checked",
     CheckedOnTime = "checked_on_time",
     /// Closed (结案数). For a region or department `ClosedOnTime` means closed by the case's
-    /// deadline; for a shift leader, the close step itself taken in time.
+    /// due date (`Case::due_at`); for a shift leader, the close step itself taken in time.
     Closed = "closed",
     ClosedOnTime = "closed_on_time",
-    /// Due to close (应结案数): filed cases whose deadline falls in the period, suspended ones
-    /// excepted; dated by the deadline.
+    /// Due to close (应结案数): filed cases whose due date (`Case::due_at`) falls in the
+    /// period, those suspended before it excepted; dated by the due date.
     Due = "due",
     /// Of those due, closed (by now).
     DueClosed = "due_closed",
-    /// Of those due, closed by the deadline (按期结案).
+    /// Of those due, closed by the due date (按期结案).
     DueClosedOnTime = "due_closed_on_time",
 }
 
@@ -257,22 +273,28 @@ fn minutes(a: Timestamp, b: Timestamp) -> i64 {
     ((b.as_millisecond() - a.as_millisecond()) / 60_000).max(0)
 }
 
-/// The deadline-dated facts of a case as it stands: due to close, closed of those due, closed
-/// by the deadline — for its regions and the department holding it. A case counts as due once
-/// filed (and not while suspended: suspended time does not count); it stops counting if it is
-/// voided, refused or rejected.
+/// The due-dated facts of a case as it stands: due to close, closed of those due, closed by
+/// the due date — for its regions and the department answerable for it
+/// (`Case::due_department_id`), on the day of its due date (`Case::due_at`). A case counts as
+/// due once filed; not while suspended if the suspension began before the due date (suspended
+/// time does not count, and resuming moves the due date), but still if it was suspended when
+/// already overdue; it stops counting if it is voided or refused. Closed on time means closed
+/// at or before the due date.
 pub fn due_facts(case: &Case, offset_minutes: i32) -> Vec<Contribution> {
     let mut out = Vec::new();
-    let counting =
-        matches!(case.state, State::Filed | State::Dispatched | State::Disposed | State::Checked | State::Closed);
-    let Some(deadline) = case.case_deadline.filter(|_| counting) else {
+    let counting = match case.state {
+        State::Filed | State::Dispatched | State::Disposed | State::Checked | State::Closed => true,
+        State::Suspended => !case.suspended_before_due(),
+        _ => false,
+    };
+    let Some(due) = case.due_at.filter(|_| counting) else {
         return out;
     };
-    let day = day_key(deadline, offset_minutes);
+    let day = day_key(due, offset_minutes);
     let closed = case.state == State::Closed;
-    let on_time = closed && case.closed_at.is_some_and(|c| c <= deadline);
+    let on_time = closed && case.closed_at.is_some_and(|c| c <= due);
     let mut subjects = regions(case);
-    if let Some(d) = case.department_id {
+    if let Some(d) = case.due_department_id {
         subjects.push((TallyKind::Department, d.to_string()));
     }
     for (kind, id) in subjects {
@@ -290,15 +312,29 @@ pub fn due_facts(case: &Case, offset_minutes: i32) -> Vec<Contribution> {
 
 /// The counters `event` adds to. `before` is the case before the event (`None` for the
 /// report), `after` its projection with the event; `offset_minutes` is the city's UTC offset,
-/// which decides the local day a contribution is dated by.
+/// which decides the local day a contribution is dated by: the event's own day, except for the
+/// charges and credits dated by the event they judge (see the module documentation) and the
+/// due-dated facts.
 pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_minutes: i32) -> Vec<Contribution> {
     let day = day_key(event.at, offset_minutes);
+    // The day of an earlier event of the case (the report, the filing, the dispatch); the
+    // event's own day for a row written before the case kept that time (never after an
+    // upgrade, which rewrites every row from its log).
+    let day_of = |t: Option<Timestamp>| t.map_or(day, |t| day_key(t, offset_minutes));
     let mut out = Vec::new();
     let mut add = |kind: TallyKind, id: &str, counter: Counter, delta: i64| {
         if delta != 0 {
             out.push(Contribution { kind, id: id.to_owned(), counter, day, delta });
         }
     };
+    // Charges and credits dated by the earlier event they judge.
+    let mut judged = Vec::new();
+    let mut charge = |day: DayKey, kind: TallyKind, id: i64, counter: Counter| {
+        judged.push(Contribution { kind, id: id.to_string(), counter, day, delta: 1 });
+    };
+    // A collector's own report: the subject of its `Reported` and of the credits judging it.
+    let own_report = (after.source == Source::Collector).then_some(after.reporter_id).flatten();
+    let reported_day = day_key(after.created_at, offset_minutes);
     let actor = event.actor_id.map(|a| a.to_string());
     let on_time = !event.late;
     let region_ids = regions(after);
@@ -309,22 +345,16 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
         }
     };
     match &event.change {
-        Change::Report { source, .. } => {
+        Change::Report { .. } => {
             for_regions(&mut add, Counter::Reported, 1);
-            if *source == Source::Collector {
-                if let Some(a) = &actor {
-                    add(TallyKind::Collector, a, Counter::Reported, 1);
-                }
+            if let Some(r) = own_report {
+                add(TallyKind::Collector, &r.to_string(), Counter::Reported, 1);
             }
         }
-        Change::Verify { confirmed } => {
+        Change::Verify { .. } => {
             if let Some(a) = &actor {
                 add(TallyKind::Collector, a, Counter::Verified, 1);
                 add(TallyKind::Collector, a, Counter::VerifiedOnTime, i64::from(on_time));
-            }
-            // Citizens and the hotline are the public's supervision (监督举报); both are verified.
-            if *confirmed && after.source.needs_verification() {
-                for_regions(&mut add, Counter::CitizenConfirmed, 1);
             }
         }
         Change::Accept => {
@@ -339,12 +369,18 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
         }
         Change::File { .. } => {
             for_regions(&mut add, Counter::Filed, 1);
+            // Citizens and the hotline are the public's supervision (监督举报); both are
+            // verified. Counted with the filing, so the citizen-report rate compares the same
+            // filings (a confirmed report merged into another one is not a missed problem).
+            if after.verified == Some(true) && after.source.needs_verification() {
+                for_regions(&mut add, Counter::CitizenConfirmed, 1);
+            }
             if let Some(a) = &actor {
                 add(TallyKind::Leader, a, Counter::Filed, 1);
                 add(TallyKind::Leader, a, Counter::FiledOnTime, i64::from(on_time));
             }
-            if let (Source::Collector, Some(r)) = (after.source, after.reporter_id) {
-                add(TallyKind::Collector, &r.to_string(), Counter::ReportFiled, 1);
+            if let Some(r) = own_report {
+                charge(reported_day, TallyKind::Collector, r, Counter::ReportFiled);
             }
         }
         Change::Void { duplicate_of } => {
@@ -353,12 +389,14 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
             // before `filed_by` existed, which then charge nobody).
             let was_filed = before.is_some_and(|b| b.state == State::Filed);
             if was_filed {
-                if let Some(l) = before.and_then(|b| b.filed_by) {
-                    add(TallyKind::Leader, &l.to_string(), Counter::VoidedAfterFiling, 1);
+                if let Some(b) = before {
+                    if let Some(l) = b.filed_by {
+                        charge(day_of(b.filed_at), TallyKind::Leader, l, Counter::VoidedAfterFiling);
+                    }
                 }
             } else if duplicate_of.is_some() {
-                if let (Source::Collector, Some(r)) = (after.source, after.reporter_id) {
-                    add(TallyKind::Collector, &r.to_string(), Counter::ReportJustifiedVoid, 1);
+                if let Some(r) = own_report {
+                    charge(reported_day, TallyKind::Collector, r, Counter::ReportJustifiedVoid);
                 }
             }
         }
@@ -372,8 +410,10 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
         }
         Change::Return { department_id } => {
             add(TallyKind::Department, &department_id.to_string(), Counter::Returned, 1);
-            if let Some(d) = before.and_then(|b| b.dispatched_by) {
-                add(TallyKind::Dispatcher, &d.to_string(), Counter::Redispatched, 1);
+            if let Some(b) = before {
+                if let Some(d) = b.dispatched_by {
+                    charge(day_of(b.dispatched_at), TallyKind::Dispatcher, d, Counter::Redispatched);
+                }
             }
         }
         Change::Dispose => {
@@ -405,7 +445,9 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
             }
         }
         Change::Close => {
-            let closed_on_time = after.case_deadline.is_none_or(|d| event.at <= d);
+            // By the due date: a case returned or reworked after it passed is late, whatever
+            // deadline it got afterwards.
+            let closed_on_time = after.due_at.is_none_or(|d| event.at <= d);
             let reworked = i64::from(after.rework_count > 0);
             let wrongly = i64::from(after.return_count > 0);
             for_regions(&mut add, Counter::Closed, 1);
@@ -432,7 +474,8 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
         | Change::Resume
         | Change::Urge => {}
     }
-    // The deadline-dated facts: what the case stands for now, minus what it stood for before.
+    out.extend(judged);
+    // The due-dated facts: what the case stands for now, minus what it stood for before.
     for mut c in before.map(|b| due_facts(b, offset_minutes)).unwrap_or_default() {
         c.delta = -c.delta;
         out.push(c);

@@ -131,6 +131,10 @@ pub const WORLD: (f64, f64, f64, f64) = (-180.0, -90.0, 180.0, 90.0);
 
 /// Settings keys in the store.
 pub const STAGE_LIMITS_KEY: &str = "stage_limits";
+/// Set once the case rows and the evaluation counts follow the current rules (v2: sticky due
+/// dates, charges dated by the event they judge). A new version of the rules takes a new key,
+/// so the next start upgrades the database once.
+pub const EVALUATION_COUNTED_KEY: &str = "evaluation.counted.v2";
 pub const CALENDAR_KEY_PREFIX: &str = "calendar:";
 
 impl AppState {
@@ -154,16 +158,23 @@ impl AppState {
         Ok(state)
     }
 
-    /// A database that held cases before the evaluation counts existed (migration 0009) gets
-    /// them once from its log; afterwards every event keeps them current.
+    /// Once per database and counting-rules version: every case row rewritten from its log
+    /// where it lacks what the projection now keeps, and the evaluation counts recomputed from
+    /// the log. A database that held cases before the counts existed (migration 0009) gets them
+    /// this way, one counted by older rules (due dates that moved, charges dated by their own
+    /// event) is recounted; afterwards every event keeps them current.
     async fn count_history(&self) -> ApiResult<()> {
-        const KEY: &str = "evaluation.counted";
-        if self.store.get_setting(KEY).await?.is_none() {
-            let events = self.store.rebuild_evaluation(&|_| {}).await?;
-            if events > 0 {
-                tracing::info!(events, "evaluation counts rebuilt from the case log");
+        if self.store.get_setting(EVALUATION_COUNTED_KEY).await?.is_none() {
+            let done = self.store.upgrade_cases_and_counts(&|_| {}).await?;
+            if done.events > 0 {
+                tracing::info!(
+                    events = done.events,
+                    rows_rewritten = done.rows_rewritten,
+                    rows_drifted = done.rows_drifted,
+                    "case rows and evaluation counts rebuilt from the case log"
+                );
             }
-            self.store.put_setting(KEY, "1").await?;
+            self.store.put_setting(EVALUATION_COUNTED_KEY, "1").await?;
         }
         Ok(())
     }

@@ -408,6 +408,8 @@ impl Store {
 
     /// The counts recomputed from the event log for the days `from..=to`: every case with an
     /// event in the period or due in it is replayed and its contributions in the period summed.
+    /// A contribution dated by an earlier event of its case (a return charged on the dispatch
+    /// day) is found by that event; one dated by the due date, by `cases.due_at`.
     /// Must equal [`Store::evaluation_tallies`] for every subject (tested).
     pub async fn evaluation_from_log(&self, from: Date, to: Date) -> Result<HashMap<(TallyKind, String), Tally>> {
         let offset = self.utc_offset_minutes();
@@ -428,8 +430,10 @@ impl Store {
     }
 
     /// Ids of the cases whose contributions may fall in `from..=to`: an event in the period, or
-    /// the current case deadline in it (a deadline-dated fact whose events are all earlier).
-    /// With `grid_prefix`, only cases of that region.
+    /// the due date in it (a due-dated fact whose events are all earlier or later — the due
+    /// date of a case returned late stays where it was, however far its deadline moved).
+    /// Every other contribution is dated by an event of its case (its own, or the report,
+    /// filing or dispatch it judges). With `grid_prefix`, only cases of that region.
     async fn cases_touching(&self, from: Date, to: Date, grid_prefix: Option<&str>) -> Result<Vec<i64>> {
         let offset = self.utc_offset_minutes();
         let start = ms(local_midnight(from, offset)?);
@@ -437,7 +441,7 @@ impl Store {
         let like = format!("{}%", grid_prefix.unwrap_or("").replace(['%', '_'], ""));
         let sql = "SELECT e.case_id FROM case_events e JOIN cases c ON c.id = e.case_id \
                    WHERE e.at >= $1 AND e.at < $2 AND c.grid_code LIKE $3 \
-                   UNION SELECT id FROM cases WHERE case_deadline >= $1 AND case_deadline < $2 AND grid_code LIKE $3 \
+                   UNION SELECT id FROM cases WHERE due_at >= $1 AND due_at < $2 AND grid_code LIKE $3 \
                    ORDER BY 1";
         let ids: Vec<i64> =
             both!(self, |_w, r, _f| { sqlx::query_scalar(sql).bind(start).bind(end).bind(&like).fetch_all(r).await? });
@@ -499,12 +503,29 @@ impl Store {
     /// events folded. Case writes wait meanwhile (SQLite: the one writer; PostgreSQL: the
     /// table lock), so no event is counted twice or missed.
     pub async fn rebuild_evaluation(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64> {
+        Ok(self.recount(false, progress).await?.events)
+    }
+
+    /// The one-time upgrade after the counting rules or the case row changed: every case row
+    /// rewritten from its replayed log where it differs (rows of older versions lack fields the
+    /// projection now keeps, such as `due_at`, `filed_at`, `dispatched_at`, and the `due_at`
+    /// column), and `eval_counts` recomputed from the log — in one transaction, so an
+    /// interrupted upgrade leaves the database as it was and runs again. Cases without a log
+    /// (a bench database's synthetic history) are left alone.
+    pub async fn upgrade_cases_and_counts(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<Recount> {
+        self.recount(true, progress).await
+    }
+
+    async fn recount(&self, rewrite_rows: bool, progress: &(dyn Fn(u64) + Sync)) -> Result<Recount> {
         let offset = self.utc_offset_minutes();
         const CASES_PER_READ: i64 = 2_000;
         const FLUSH_ROWS: usize = 100_000;
-        macro_rules! rebuild_on {
-            ($tx:ident, $lock:expr) => {{
-                if let Some(lock) = $lock {
+        let rewrite = "UPDATE cases SET state = $1, department_id = $2, deadline = $3, case_deadline = $4, \
+                       urged = $5, updated_at = $6, version = $7, urgency = $8, data = $9, duplicate_of = $10, \
+                       due_at = $11 WHERE id = $12";
+        macro_rules! recount_on {
+            ($tx:ident, $locks:expr) => {{
+                for lock in $locks {
                     sqlx::query(lock).execute(&mut *$tx).await?;
                 }
                 sqlx::query("DELETE FROM eval_counts").execute(&mut *$tx).await?;
@@ -512,7 +533,7 @@ impl Store {
                 sqlx::query("UPDATE eval_clock SET generation = generation + 1").execute(&mut *$tx).await?;
                 let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM cases").fetch_one(&mut *$tx).await?;
                 let mut acc: BTreeMap<(TallyKind, i32, String), Tally> = BTreeMap::new();
-                let mut events_done = 0u64;
+                let mut done = Recount::default();
                 let mut lo = 0i64;
                 while lo <= max.unwrap_or(0) {
                     let rows: Vec<(i64, String)> = sqlx::query_as(
@@ -523,18 +544,54 @@ impl Store {
                     .bind(lo + CASES_PER_READ)
                     .fetch_all(&mut *$tx)
                     .await?;
+                    let stored: HashMap<i64, (String, Option<i64>)> = if rewrite_rows {
+                        let rows: Vec<(i64, String, Option<i64>)> =
+                            sqlx::query_as("SELECT id, data, due_at FROM cases WHERE id >= $1 AND id < $2")
+                                .bind(lo)
+                                .bind(lo + CASES_PER_READ)
+                                .fetch_all(&mut *$tx)
+                                .await?;
+                        rows.into_iter().map(|(id, data, due)| (id, (data, due))).collect()
+                    } else {
+                        HashMap::new()
+                    };
                     let mut start = 0;
                     while start < rows.len() {
                         let id = rows[start].0;
                         let end = rows[start..].iter().position(|r| r.0 != id).map_or(rows.len(), |p| start + p);
                         let events =
                             rows[start..end].iter().map(|(_, d)| parse_json::<Event>(d)).collect::<Result<Vec<_>>>()?;
-                        fold_log(id, &events, offset, |c| {
+                        let replayed = fold_log(id, &events, offset, |c| {
                             for period in [c.day, month_key(c.day)] {
                                 acc.entry((c.kind, period, c.id.clone())).or_default().add(c.counter, c.delta);
                             }
                         })?;
-                        events_done += (end - start) as u64;
+                        if let (Some(case), Some((data, due_column))) = (&replayed, stored.get(&id)) {
+                            let row: Case = parse_json(data)?;
+                            if row != *case || *due_column != case.due_at.map(ms) {
+                                if drifted(&row, case) {
+                                    done.rows_drifted += 1;
+                                    tracing::warn!(case = id, "case row differed from its log; rewritten from the log");
+                                }
+                                sqlx::query(rewrite)
+                                    .bind(case.state.as_str())
+                                    .bind(case.department_id)
+                                    .bind(case.deadline.map(ms))
+                                    .bind(case.case_deadline.map(ms))
+                                    .bind(case.urged as i64)
+                                    .bind(ms(case.updated_at))
+                                    .bind(case.version as i64)
+                                    .bind(case.urgency.as_str())
+                                    .bind(crate::json(case)?)
+                                    .bind(case.duplicate_of)
+                                    .bind(case.due_at.map(ms))
+                                    .bind(id)
+                                    .execute(&mut *$tx)
+                                    .await?;
+                                done.rows_rewritten += 1;
+                            }
+                        }
+                        done.events += (end - start) as u64;
                         start = end;
                     }
                     if acc.len() >= FLUSH_ROWS {
@@ -545,7 +602,7 @@ impl Store {
                             .collect();
                         add_counts!($tx, &rows);
                     }
-                    progress(events_done);
+                    progress(done.events);
                     lo += CASES_PER_READ;
                 }
                 let rows: Vec<CountRow> = acc
@@ -554,27 +611,59 @@ impl Store {
                     .map(|((kind, period, subject), tally)| CountRow { kind, period, subject, tally })
                     .collect();
                 add_counts!($tx, &rows);
-                events_done
+                done
             }};
         }
         match &*self.inner {
             Inner::Sqlite(p) => {
                 let mut conn = p.write.acquire().await?;
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let n = rebuild_on!(tx, None::<&str>);
+                let done = recount_on!(tx, [] as [&str; 0]);
                 tx.commit().await?;
                 self.kept.clear();
-                Ok(n)
+                Ok(done)
             }
             Inner::Postgres(p) => {
                 let mut tx = p.pool.begin().await?;
-                let n = rebuild_on!(tx, Some("LOCK TABLE eval_counts IN EXCLUSIVE MODE"));
+                // Case writes lock their row, then add counts: the cases first (when rows are
+                // rewritten), then the counts, in that order, so the two never wait on each other.
+                let locks: &[&str] = if rewrite_rows {
+                    &["LOCK TABLE cases IN EXCLUSIVE MODE", "LOCK TABLE eval_counts IN EXCLUSIVE MODE"]
+                } else {
+                    &["LOCK TABLE eval_counts IN EXCLUSIVE MODE"]
+                };
+                let done = recount_on!(tx, locks.iter().copied());
                 tx.commit().await?;
                 self.kept.clear();
-                Ok(n)
+                Ok(done)
             }
         }
     }
+}
+
+/// What a recount did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recount {
+    /// Events folded.
+    pub events: u64,
+    /// Case rows rewritten from their logs (the upgrade only).
+    pub rows_rewritten: u64,
+    /// Of those, rows that differed in more than the fields a newer projection adds (what
+    /// `citygrid audit` would have reported before the upgrade).
+    pub rows_drifted: u64,
+}
+
+/// Whether a stored row differs from its replay in more than what the projection of this
+/// version keeps and older rows lack (filer and dispatcher, their times, the due date).
+fn drifted(row: &Case, replayed: &Case) -> bool {
+    let mut upgraded = row.clone();
+    upgraded.filed_by = replayed.filed_by;
+    upgraded.dispatched_by = replayed.dispatched_by;
+    upgraded.filed_at = replayed.filed_at;
+    upgraded.dispatched_at = replayed.dispatched_at;
+    upgraded.due_at = replayed.due_at;
+    upgraded.due_department_id = replayed.due_department_id;
+    upgraded != *replayed
 }
 
 impl Store {
@@ -629,8 +718,9 @@ impl Store {
     }
 }
 
-/// Replay a case's log and hand every contribution of every event to `f`.
-fn fold_log(id: i64, events: &[Event], offset: i32, mut f: impl FnMut(&Contribution)) -> Result<()> {
+/// Replay a case's log and hand every contribution of every event to `f`; returns the case
+/// the log projects to (`None` for an empty log).
+fn fold_log(id: i64, events: &[Event], offset: i32, mut f: impl FnMut(&Contribution)) -> Result<Option<Case>> {
     let mut before: Option<Case> = None;
     for e in events {
         let after = citygrid_core::case::project(before.clone(), id, e)
@@ -640,7 +730,7 @@ fn fold_log(id: i64, events: &[Event], offset: i32, mut f: impl FnMut(&Contribut
         }
         before = Some(after);
     }
-    Ok(())
+    Ok(before)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod postgres;
 mod services;
 mod sqlite;
 
-pub use evaluation::{period_ranges, CasesBehind, PeriodCounts};
+pub use evaluation::{period_ranges, CasesBehind, PeriodCounts, Recount};
 pub use map::{CaseMarker, ComponentFilter, ImportSummary, MapPage, OPEN_STATES};
 pub use money::{EntryDetail, LedgerCtx, LedgerFilter, LedgerRow, Reconciled, Settlement};
 
@@ -371,9 +371,9 @@ macro_rules! create_in {
                                ON CONFLICT (day) DO UPDATE SET last = case_numbers.last + 1 RETURNING last";
             let insert_case = "INSERT INTO cases (number, state, source, kind, class_code, urgency, grid_code, \
                                community_code, street_code, district_code, department_id, reporter_id, deadline, \
-                               case_deadline, urged, created_at, updated_at, version, lon, lat, cell, data) \
+                               case_deadline, urged, created_at, updated_at, version, lon, lat, cell, due_at, data) \
                                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-                               $19, $20, $21, '{}') RETURNING id";
+                               $19, $20, $21, $22, '{}') RETURNING id";
             let set_data = "UPDATE cases SET data = $1 WHERE id = $2";
             let read_case = "SELECT data FROM cases WHERE id = $1";
             if let (Some(k), Err(refusal)) = (&job.idem, &job.event) {
@@ -443,6 +443,7 @@ macro_rules! create_in {
                 .bind(case.location.lon)
                 .bind(case.location.lat)
                 .bind(crate::map::map_cell(case.location.lon, case.location.lat))
+                .bind(case.due_at.map(ms))
                 .fetch_one(&mut *$c)
                 .await?;
             let case = Case { id, ..case };
@@ -1053,8 +1054,8 @@ impl Store {
         F: FnOnce(&Case) -> Result<Event, Refusal> + Send,
     {
         let update = "UPDATE cases SET state = $1, department_id = $2, deadline = $3, case_deadline = $4, \
-                      urged = $5, updated_at = $6, version = $7, urgency = $8, data = $9, duplicate_of = $12 \
-                      WHERE id = $10 AND version = $11";
+                      urged = $5, updated_at = $6, version = $7, urgency = $8, data = $9, duplicate_of = $12, \
+                      due_at = $13 WHERE id = $10 AND version = $11";
         let offset = self.utc_offset_minutes();
         both!(self, |w, _r, for_update| {
             let mut conn = w.acquire().await?;
@@ -1099,6 +1100,7 @@ impl Store {
                     .bind(id)
                     .bind(case.version as i64)
                     .bind(next.duplicate_of)
+                    .bind(next.due_at.map(ms))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

@@ -1422,6 +1422,7 @@ const CASES: Table = Table {
         "lon",
         "lat",
         "cell",
+        "due_at",
         "data",
     ],
 };
@@ -1532,6 +1533,10 @@ impl Store {
             end_reason: None,
             filed_by: None,
             dispatched_by: None,
+            filed_at: None,
+            dispatched_at: None,
+            due_at: None,
+            due_department_id: None,
             dispatch_count: 0,
             return_count: 0,
             rework_count: 0,
@@ -1629,6 +1634,7 @@ impl Store {
                     stage_started_at: ts(updated)?,
                     deadline: deadline.map(ts).transpose()?,
                     case_deadline: Some(ts(created + 10 * DAY)?),
+                    due_at: Some(ts(created + 10 * DAY)?),
                     urged: rng.below(50) == 0,
                     created_at: ts(created)?,
                     updated_at: ts(updated)?,
@@ -1660,6 +1666,7 @@ impl Store {
                     V::F(*lon),
                     V::F(*lat),
                     V::I(map_cell(*lon, *lat)),
+                    V::I(created + 10 * DAY),
                     V::T(crate::json(&case)?),
                 ]);
             }

@@ -99,6 +99,27 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Every case's id and its `due_at` column, read outside the store.
+    async fn due_at_column(&self) -> Vec<(i64, Option<i64>)> {
+        let sql = "SELECT id, due_at FROM cases ORDER BY id";
+        match self.engine {
+            Engine::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                let rows = sqlx::query_as(sql).fetch_all(&mut c).await.unwrap();
+                c.close().await.unwrap();
+                rows
+            }
+            Engine::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                let rows = sqlx::query_as(sql).fetch_all(&mut c).await.unwrap();
+                c.close().await.unwrap();
+                rows
+            }
+        }
+    }
+}
+
 /// What to remove after the test.
 enum Teardown {
     Sqlite(tempfile::TempDir),
@@ -2271,6 +2292,7 @@ conformance!(
     crossed_merges_leave_one_standing,
     evaluation_counts_equal_the_log_over_random_histories,
     evaluation_counts_a_loop_by_hand,
+    upgrade_rewrites_old_case_rows_and_recounts,
     kept_counts_follow_other_writers,
 );
 
@@ -2502,6 +2524,15 @@ async fn evaluation_counts_equal_the_log_over_random_histories(db: Db) {
         }
     }
     assert!(written > 100, "the histories are long enough to mean something ({written} actions)");
+    // Some due dates stayed when a late return, extension or rework moved the deadline: those
+    // cases are found for their due period by the `due_at` column.
+    let rows: Vec<Case> = list_all(&db, &Visibility::All, &CaseFilter::default()).await;
+    assert!(rows.iter().any(|c| c.due_at.is_some() && c.due_at != c.case_deadline), "a due date stayed");
+    let column: Vec<(i64, Option<i64>)> = db.due_at_column().await;
+    let mut expected: Vec<(i64, Option<i64>)> =
+        rows.iter().map(|c| (c.id, c.due_at.map(|t| t.as_millisecond()))).collect();
+    expected.sort();
+    assert_eq!(column, expected, "the due_at column is the row's due date");
     let periods = [
         ("2026-10-25", "2026-10-25"),
         ("2026-10-26", "2026-11-01"),
@@ -2588,6 +2619,82 @@ async fn evaluation_counts_a_loop_by_hand(db: Db) {
     let none_after =
         db.store.evaluation_cases(TallyKind::Street, STREET_A, Counter::Filed, (day, day), c.id, 10).await.unwrap();
     assert!(none_after.cases.is_empty());
+}
+
+/// Rows written by an older version lack what the projection keeps now (filer and dispatcher,
+/// their times, the due date, the `due_at` column) and its counts followed older rules: the
+/// upgrade pass rewrites each such row from its log — then replay equals the row again — and
+/// recounts; a row that drifted from its log in anything else is rewritten too and reported;
+/// a second pass finds nothing to do.
+async fn upgrade_rewrites_old_case_rows_and_recounts(db: Db) {
+    let w = world(&db).await;
+    let day2 = mins(t0(), 24 * 60);
+    // Dispatched Monday morning, due Monday afternoon, returned Tuesday: due stays on Monday.
+    let a = create(&db, &w, t0(), &Spec::garbage(G1)).await;
+    let a = to_dispatched(&db, &w, a, w.hw, t0()).await;
+    act(&db, &w, a.id, &w.handler, Action::Return, note("非本部门"), day2).await.unwrap();
+    act(&db, &w, a.id, &w.dispatcher, Action::Dispatch, to_department(w.hw), mins(day2, 10)).await.unwrap();
+    act(&db, &w, a.id, &w.handler, Action::Dispose, with_photo(), mins(day2, 60)).await.unwrap();
+    act(&db, &w, a.id, &w.collector, Action::Check, checked(true), mins(day2, 90)).await.unwrap();
+    let a = act(&db, &w, a.id, &w.leader, Action::Close, none(), mins(day2, 100)).await.unwrap();
+    assert!(a.due_at < a.case_deadline, "the due date stayed on Monday");
+    // Filed, then voided after filing on Tuesday; and one only reported.
+    let b = create(&db, &w, mins(t0(), 10), &Spec::garbage(G2)).await;
+    act(&db, &w, b.id, &w.acceptor, Action::Accept, none(), mins(t0(), 11)).await.unwrap();
+    act(&db, &w, b.id, &w.leader, Action::File, none(), mins(t0(), 12)).await.unwrap();
+    act(&db, &w, b.id, &w.leader, Action::Void, note("无效"), day2).await.unwrap();
+    let c = create(&db, &w, mins(t0(), 20), &Spec::garbage(G3)).await;
+    let (from, to) = (date("2026-01-01"), date("2026-12-31"));
+    let counted = incremental(&db.store, from, to).await;
+    assert!(counted.values().any(|t| t.get(Counter::Redispatched) > 0 && t.get(Counter::Dispatched) > 0));
+
+    // What an older version left: rows without the new fields, no due_at column, other counts.
+    for id in [a.id, b.id, c.id] {
+        let mut json = serde_json::to_value(db.store.get_case(id).await.unwrap().unwrap()).unwrap();
+        let obj = json.as_object_mut().unwrap();
+        for key in ["filed_by", "dispatched_by", "filed_at", "dispatched_at", "due_at", "due_department_id"] {
+            obj.remove(key);
+        }
+        if id == c.id {
+            // A row that drifted from its log in something this version did not add.
+            obj.insert("description".into(), "改过的描述".into());
+        }
+        let data = json.to_string().replace('\'', "''");
+        db.raw_execute(&format!("UPDATE cases SET data = '{data}', due_at = NULL WHERE id = {id}")).await.unwrap();
+    }
+    db.raw_execute("UPDATE eval_counts SET c_due = c_due + 7, c_redispatched = 0").await.unwrap();
+    // Written behind the store's back: readers keeping counts are told the rows were rewritten.
+    db.raw_execute("UPDATE eval_clock SET generation = generation + 1").await.unwrap();
+    for id in [a.id, b.id, c.id] {
+        let old = db.store.get_case(id).await.unwrap().unwrap();
+        assert_ne!(Some(old), case::replay(id, &db.store.case_events(id).await.unwrap()), "case {id} is old");
+    }
+    assert_ne!(incremental(&db.store, from, to).await, counted);
+
+    let done = db.store.upgrade_cases_and_counts(&|_| {}).await.unwrap();
+    // 9 events of the returned case, 4 of the voided one, the report of the third.
+    assert_eq!((done.events, done.rows_rewritten, done.rows_drifted), (14, 3, 1), "{done:?}");
+    for id in [a.id, b.id, c.id] {
+        assert_replays(&db, id).await;
+    }
+    let column = db.due_at_column().await;
+    assert_eq!(
+        column,
+        vec![(a.id, a.due_at.map(|t| t.as_millisecond())), (b.id, None), (c.id, None)],
+        "the due_at column filled from the log"
+    );
+    assert_eq!(incremental(&db.store, from, to).await, counted);
+    assert_eq!(db.store.evaluation_from_log(from, to).await.unwrap(), counted);
+    // Monday alone: the return on Tuesday is charged to Monday's dispatch, and the case is due
+    // on Monday, found by its due date.
+    let monday = date("2026-03-02");
+    assert_eq!(
+        incremental(&db.store, monday, monday).await,
+        db.store.evaluation_from_log(monday, monday).await.unwrap()
+    );
+    let again = db.store.upgrade_cases_and_counts(&|_| {}).await.unwrap();
+    assert_eq!((again.rows_rewritten, again.rows_drifted, again.events), (0, 0, done.events));
+    assert_eq!(incremental(&db.store, from, to).await, counted);
 }
 
 /// What `evaluation_counts` reads from a fresh handle (nothing kept), as a sorted map.

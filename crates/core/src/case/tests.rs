@@ -1593,6 +1593,17 @@ fn check_case(case: &Case, events: &[Event]) -> Result<(), TestCaseError> {
     if with_department {
         prop_assert!(case.dispatch_count >= 1);
     }
+    // The times the evaluation dates its charges by are those of the log's events.
+    let last_at = |f: &dyn Fn(&Change) -> bool| events.iter().rev().find(|e| f(&e.change)).map(|e| e.at);
+    prop_assert_eq!(case.filed_at, last_at(&|c| matches!(c, Change::File { .. })));
+    prop_assert_eq!(case.dispatched_at, last_at(&|c| matches!(c, Change::Dispatch { .. })));
+    // A due date exactly while there is a case deadline; the same one until it has passed.
+    prop_assert_eq!(case.due_at.is_some(), case.case_deadline.is_some());
+    prop_assert!(case.due_department_id.is_none() || case.due_at.is_some());
+    if case.due_at != case.case_deadline {
+        let due = case.due_at.expect("due");
+        prop_assert!(events.iter().any(|e| e.at > due), "the due date {} stayed though nothing happened after it", due);
+    }
     Ok(())
 }
 
@@ -1988,53 +1999,467 @@ fn evaluation_counts_returns_extensions_suspensions_and_voids() {
     assert_eq!(named(&t, TallyKind::Collector, collector().user_id).get("report_justified_void"), None);
 }
 
+/// Every run's contributions summed per subject and month (`yyyymm`).
+fn monthly(
+    runs: &[&Run],
+) -> std::collections::BTreeMap<(crate::evaluation::TallyKind, String, i32), crate::evaluation::Tally> {
+    let mut out: std::collections::BTreeMap<_, crate::evaluation::Tally> = Default::default();
+    for run in runs {
+        let mut before: Option<Case> = None;
+        for e in &run.events {
+            let after = project(before.clone(), ID, e).expect("the log projects");
+            for c in crate::evaluation::contributions(before.as_ref(), &after, e, 480) {
+                out.entry((c.kind, c.id, crate::evaluation::month_key(c.day))).or_default().add(c.counter, c.delta);
+            }
+            before = Some(after);
+        }
+    }
+    out
+}
+
+fn in_month(
+    t: &std::collections::BTreeMap<(crate::evaluation::TallyKind, String, i32), crate::evaluation::Tally>,
+    kind: crate::evaluation::TallyKind,
+    id: impl ToString,
+    month: i32,
+) -> std::collections::BTreeMap<&'static str, i64> {
+    t.get(&(kind, id.to_string(), month)).map(|t| t.named()).unwrap_or_default()
+}
+
+/// A metric of a subject over one month: (value, numerator, denominator).
+fn metric_in_month(
+    t: &std::collections::BTreeMap<(crate::evaluation::TallyKind, String, i32), crate::evaluation::Tally>,
+    (subject, kind): (crate::evaluation::SubjectKind, crate::evaluation::TallyKind),
+    id: impl ToString,
+    month: i32,
+    name: &str,
+) -> (f64, i64, i64) {
+    use crate::evaluation::{metrics, Context, EvalConfig, Tally};
+    let tally = t.get(&(kind, id.to_string(), month)).cloned().unwrap_or_else(Tally::default);
+    let ctx = Context { level: Some(RegionLevel::Grid), days: 30, ..Context::default() };
+    let m = metrics(subject, &tally, &EvalConfig::default(), &ctx);
+    let m = m.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("no metric {name}"));
+    (m.value, m.numerator, m.denominator)
+}
+
+const NOV: i32 = 202611;
+const DEC: i32 = 202612;
+
+/// A case filed on Friday 27 November, returned on Tuesday 1 December after its due date had
+/// passed, then dispatched elsewhere and closed: it stays due on Monday 30 November (not in
+/// December, where its new deadline is), it was not closed on time, the department that held it
+/// when the due date passed keeps the overdue, and the return is charged to the dispatcher on
+/// the November day of the returned dispatch.
+#[test]
+fn a_return_after_the_due_date_stays_due_in_its_month() {
+    use crate::evaluation::{SubjectKind, TallyKind};
+    use Action::*;
+    let mut run = Run::start(Source::Collector, &collector(), "2026-11-27 15:00");
+    run.act(&acceptor(), "2026-11-27 15:05", Accept, no_input());
+    run.act(&leader(), "2026-11-27 15:10", File, no_input());
+    // 4 working hours from Fri 15:10: 140 minutes on Friday, 100 on Monday from 08:30.
+    assert_eq!(run.case.due_at, Some(bj("2026-11-30 10:10")));
+    run.act(&dispatcher(), "2026-11-27 15:20", Dispatch, to_department(1));
+    // Disposal by Fri 17:20 (2 h), then check 1 h and close 30 min: 10 minutes on Friday, 80
+    // on Monday.
+    assert_eq!((run.case.case_deadline, run.case.due_at), (Some(bj("2026-11-30 09:50")), Some(bj("2026-11-30 09:50"))));
+    run.act(&handler(1), "2026-12-01 09:00", Return, with_note("不归我们"));
+    // The new deadline is 4 working hours from the return; the due date stays.
+    assert_eq!(run.case.case_deadline, Some(bj("2026-12-01 14:30")));
+    assert_eq!((run.case.due_at, run.case.due_department_id), (Some(bj("2026-11-30 09:50")), Some(1)));
+    run.act(&dispatcher(), "2026-12-01 09:10", Dispatch, to_department(3));
+    assert_eq!((run.case.due_at, run.case.due_department_id), (Some(bj("2026-11-30 09:50")), Some(1)));
+    run.act(&handler(3), "2026-12-01 10:00", Dispose, with_photos(1));
+    run.act(&collector(), "2026-12-01 10:30", Check, checked(true));
+    run.act(&leader(), "2026-12-01 10:40", Close, no_input());
+    let t = monthly(&[&run]);
+    let street = run.case.street_code.as_str().to_owned();
+    let nov = in_month(&t, TallyKind::Street, &street, NOV);
+    assert_eq!((nov["due"], nov["due_closed"], nov.get("due_closed_on_time")), (1, 1, None));
+    let dec = in_month(&t, TallyKind::Street, &street, DEC);
+    assert_eq!(dec.get("due"), None, "the later deadline does not make it due in December");
+    // Closed before its new deadline (14:30) but after its due date: not on time.
+    assert_eq!((dec["closed"], dec.get("closed_on_time")), (1, None));
+    // November's street: closed 1 of 1 due, none on time; December has nothing due.
+    let street_metric =
+        |month, name| metric_in_month(&t, (SubjectKind::Region, TallyKind::Street), &street, month, name);
+    assert_eq!(street_metric(NOV, "closure_rate"), (1.0, 1, 1));
+    assert_eq!(street_metric(NOV, "on_time_closure_rate"), (0.0, 0, 1));
+    assert_eq!(street_metric(DEC, "on_time_closure_rate"), (1.0, 0, 0));
+    // HW (1) held it when the due date passed; SZ (3) got it overdue and is not charged.
+    let hw = in_month(&t, TallyKind::Department, 1, NOV);
+    assert_eq!((hw["due"], hw["due_closed"], hw.get("due_closed_on_time")), (1, 1, None));
+    assert_eq!(in_month(&t, TallyKind::Department, 3, NOV), pairs(&[]));
+    let sz = in_month(&t, TallyKind::Department, 3, DEC);
+    assert_eq!((sz.get("due"), sz["closed"], sz.get("closed_on_time")), (None, 1, None));
+    // The dispatcher: the November dispatch was returned (charged in November), the December
+    // one was not — each month's accurate-dispatch rate judges its own dispatches.
+    let d = dispatcher().user_id;
+    assert_eq!(
+        in_month(&t, TallyKind::Dispatcher, d, NOV),
+        pairs(&[("dispatched", 1), ("dispatched_on_time", 1), ("redispatched", 1)])
+    );
+    assert_eq!(in_month(&t, TallyKind::Dispatcher, d, DEC), pairs(&[("dispatched", 1), ("dispatched_on_time", 1)]));
+    let rate = |month| {
+        metric_in_month(&t, (SubjectKind::Dispatcher, TallyKind::Dispatcher), d, month, "accurate_dispatch_rate")
+    };
+    assert_eq!(rate(NOV), (0.0, 0, 1));
+    assert_eq!(rate(DEC), (1.0, 1, 1));
+}
+
+/// A case filed and dispatched on Monday 30 November morning (due 14:10 that day), extended by
+/// two working days: approved before the due date, the extension moves it to Wednesday
+/// 2 December (due in December, closed on time); approved after it, it does not (due in
+/// November, closed late).
+#[test]
+fn an_extension_moves_the_due_date_only_before_it_passes() {
+    use crate::evaluation::TallyKind;
+    use Action::*;
+    let filed = || {
+        let mut run = Run::start(Source::Collector, &collector(), "2026-11-30 08:40");
+        run.act(&acceptor(), "2026-11-30 08:50", Accept, no_input());
+        run.act(&leader(), "2026-11-30 09:00", File, no_input());
+        run.act(&dispatcher(), "2026-11-30 09:10", Dispatch, to_department(1));
+        // Disposal by 11:10, check by 12:00 + 10 min after lunch, close 30 min later.
+        assert_eq!(run.case.due_at, Some(bj("2026-11-30 14:10")));
+        run.act(&handler(1), "2026-11-30 10:00", RequestExtension, extension(Limit::working_days(2)));
+        run
+    };
+    let close = |run: &mut Run| {
+        run.act(&handler(1), "2026-12-02 09:00", Dispose, with_photos(1));
+        run.act(&collector(), "2026-12-02 09:30", Check, checked(true));
+        run.act(&leader(), "2026-12-02 09:40", Close, no_input());
+    };
+    // Two working days (900 minutes) from the disposal deadline, Mon 11:10: 290 on Monday, 450
+    // on Tuesday, 160 on Wednesday → Wed 11:10; check and close → 14:10.
+    let mut early = filed();
+    early.act(&leader(), "2026-11-30 10:30", ApproveExtension, no_input());
+    assert_eq!(
+        (early.case.case_deadline, early.case.due_at),
+        (Some(bj("2026-12-02 14:10")), Some(bj("2026-12-02 14:10")))
+    );
+    close(&mut early);
+    let t = monthly(&[&early]);
+    assert_eq!(in_month(&t, TallyKind::Grid, GRID, NOV).get("due"), None);
+    let dec = in_month(&t, TallyKind::Grid, GRID, DEC);
+    assert_eq!((dec["due"], dec["due_closed"], dec["due_closed_on_time"], dec["closed_on_time"]), (1, 1, 1, 1));
+
+    let mut late = filed();
+    late.act(&leader(), "2026-11-30 15:00", ApproveExtension, no_input());
+    assert_eq!(
+        (late.case.case_deadline, late.case.due_at),
+        (Some(bj("2026-12-02 14:10")), Some(bj("2026-11-30 14:10")))
+    );
+    close(&mut late);
+    let t = monthly(&[&late]);
+    let nov = in_month(&t, TallyKind::Grid, GRID, NOV);
+    assert_eq!((nov["due"], nov["due_closed"], nov.get("due_closed_on_time")), (1, 1, None));
+    let dec = in_month(&t, TallyKind::Grid, GRID, DEC);
+    assert_eq!((dec.get("due"), dec["closed"], dec.get("closed_on_time")), (None, 1, None));
+}
+
+/// Suspended before its due date (Mon 30 November 14:10) the case is not due while suspended,
+/// even when urged after the old due date, and resuming a week later moves the due date by the
+/// suspended working time (five working days, to Mon 7 December 14:10). Suspended after its due
+/// date the case stays due on 30 November, overdue, and resuming does not move it.
+#[test]
+fn suspension_before_and_after_the_due_date() {
+    use crate::evaluation::{due_facts, TallyKind};
+    use Action::*;
+    let dispatched = || {
+        let mut run = Run::start(Source::Collector, &collector(), "2026-11-30 08:40");
+        run.act(&acceptor(), "2026-11-30 08:50", Accept, no_input());
+        run.act(&leader(), "2026-11-30 09:00", File, no_input());
+        run.act(&dispatcher(), "2026-11-30 09:10", Dispatch, to_department(1));
+        assert_eq!(run.case.due_at, Some(bj("2026-11-30 14:10")));
+        run
+    };
+    let mut before = dispatched();
+    before.act(&handler(1), "2026-11-30 09:30", RequestSuspension, with_note("等材料"));
+    before.act(&leader(), "2026-11-30 09:40", ApproveSuspension, no_input());
+    assert!(due_facts(&before.case, 480).is_empty(), "not due while suspended");
+    before.act(&leader(), "2026-12-01 10:00", Urge, no_input());
+    assert!(due_facts(&before.case, 480).is_empty(), "the clock stopped before the due date");
+    assert_eq!(before.case.due_at, Some(bj("2026-11-30 14:10")), "follows the deadline while suspended");
+    before.act(&leader(), "2026-12-07 09:40", Resume, no_input());
+    assert_eq!(
+        (before.case.case_deadline, before.case.due_at),
+        (Some(bj("2026-12-07 14:10")), Some(bj("2026-12-07 14:10")))
+    );
+    before.act(&handler(1), "2026-12-07 10:30", Dispose, with_photos(1));
+    before.act(&collector(), "2026-12-07 11:00", Check, checked(true));
+    before.act(&leader(), "2026-12-07 11:30", Close, no_input());
+    let t = monthly(&[&before]);
+    let nov = in_month(&t, TallyKind::Grid, GRID, NOV);
+    assert_eq!((nov.get("due"), nov["suspended"]), (None, 1));
+    let dec = in_month(&t, TallyKind::Grid, GRID, DEC);
+    assert_eq!((dec["due"], dec["due_closed"], dec["due_closed_on_time"]), (1, 1, 1));
+
+    let mut after = dispatched();
+    after.act(&handler(1), "2026-11-30 15:00", RequestSuspension, with_note("等材料"));
+    after.act(&leader(), "2026-11-30 15:10", ApproveSuspension, no_input());
+    let due: Vec<_> = due_facts(&after.case, 480).into_iter().map(|c| (c.kind, c.counter, c.day)).collect();
+    assert!(due.contains(&(TallyKind::Grid, crate::evaluation::Counter::Due, 20261130)), "{due:?}");
+    assert!(due.contains(&(TallyKind::Department, crate::evaluation::Counter::Due, 20261130)), "{due:?}");
+    after.act(&leader(), "2026-12-07 09:00", Resume, no_input());
+    assert_eq!(after.case.due_at, Some(bj("2026-11-30 14:10")));
+    assert!(after.case.case_deadline > after.case.due_at);
+    after.act(&handler(1), "2026-12-07 09:30", Dispose, with_photos(1));
+    after.act(&collector(), "2026-12-07 10:00", Check, checked(true));
+    after.act(&leader(), "2026-12-07 10:30", Close, no_input());
+    let t = monthly(&[&after]);
+    let nov = in_month(&t, TallyKind::Grid, GRID, NOV);
+    assert_eq!((nov["due"], nov["due_closed"], nov.get("due_closed_on_time")), (1, 1, None));
+    let dec = in_month(&t, TallyKind::Grid, GRID, DEC);
+    assert_eq!((dec.get("due"), dec["closed"], dec.get("closed_on_time")), (None, 1, None));
+}
+
+/// Reports of the last afternoon of November handled on 1 December: a collector's report
+/// voided as a duplicate, one filed and then voided, one filed in December, and one reported in
+/// December; a citizen report verified in November and filed in December. Each credit and
+/// charge lands on the day of the event it judges, so no month's rate leaves 0–1.
+#[test]
+fn credits_and_charges_are_dated_by_the_event_they_judge() {
+    use crate::evaluation::{SubjectKind, TallyKind};
+    use Action::*;
+    let mut dup = Run::start(Source::Collector, &collector(), "2026-11-30 16:00");
+    dup.act(&acceptor(), "2026-12-01 08:40", Void, ActionInput { duplicate_of: Some(ID + 1), ..with_note("重复") });
+    let mut voided = Run::start(Source::Collector, &collector(), "2026-11-30 16:30");
+    voided.act(&acceptor(), "2026-11-30 16:35", Accept, no_input());
+    voided.act(&leader(), "2026-11-30 16:40", File, no_input());
+    voided.act(&leader(), "2026-12-01 09:00", Void, with_note("无效"));
+    let mut filed = Run::start(Source::Collector, &collector(), "2026-11-30 17:00");
+    filed.act(&acceptor(), "2026-12-01 08:40", Accept, no_input());
+    filed.act(&leader(), "2026-12-01 08:50", File, no_input());
+    let fresh = Run::start(Source::Collector, &collector(), "2026-12-01 09:00");
+    let mut public = Run::start(Source::Citizen, &citizen(), "2026-11-30 17:10");
+    public.act(&collector(), "2026-11-30 17:20", Verify, verified(true));
+    public.act(&acceptor(), "2026-12-01 08:35", Accept, no_input());
+    public.act(&leader(), "2026-12-01 08:45", File, no_input());
+    let t = monthly(&[&dup, &voided, &filed, &fresh, &public]);
+
+    // The collector: November's three reports were all valid (two filed, one a justified
+    // duplicate), whenever that was decided; December's one is still open.
+    let c = collector().user_id;
+    assert_eq!(
+        in_month(&t, TallyKind::Collector, c, NOV),
+        pairs(&[
+            ("reported", 3),
+            ("report_filed", 2),
+            ("report_justified_void", 1),
+            ("verified", 1),
+            ("verified_on_time", 1)
+        ])
+    );
+    assert_eq!(in_month(&t, TallyKind::Collector, c, DEC), pairs(&[("reported", 1)]));
+    let valid =
+        |month| metric_in_month(&t, (SubjectKind::Collector, TallyKind::Collector), c, month, "valid_report_rate");
+    assert_eq!(valid(NOV), (1.0, 3, 3));
+    assert_eq!(valid(DEC), (0.0, 0, 1), "was 2 / 1 when credits were dated by their own events");
+
+    // The leader: the November filing voided in December is November's inaccuracy.
+    let l = leader().user_id;
+    let accurate =
+        |month| metric_in_month(&t, (SubjectKind::Leader, TallyKind::Leader), l, month, "accurate_filing_rate");
+    assert_eq!(accurate(NOV), (0.0, 0, 1));
+    assert_eq!(accurate(DEC), (1.0, 2, 2));
+
+    // The grid: the citizen report counts as a public find with its filing, in December.
+    let grid = |month| in_month(&t, TallyKind::Grid, GRID, month);
+    assert_eq!((grid(NOV)["filed"], grid(NOV).get("citizen_confirmed")), (1, None));
+    assert_eq!((grid(DEC)["filed"], grid(DEC)["citizen_confirmed"]), (2, 1));
+    let citizen_rate =
+        |month| metric_in_month(&t, (SubjectKind::Region, TallyKind::Grid), GRID, month, "citizen_report_rate");
+    assert_eq!(citizen_rate(NOV), (0.0, 0, 1));
+    assert_eq!(citizen_rate(DEC), (0.5, 1, 2));
+}
+
+/// One move of an evaluation walk: (which action of those that apply, a variant picking the
+/// role and the input, minutes since the previous move).
+type EvalMove = (usize, u32, i64);
+
+type Sums = std::collections::BTreeMap<(crate::evaluation::TallyKind, String, crate::evaluation::Counter, i32), i64>;
+
+fn any_eval_source() -> impl Strategy<Value = Source> {
+    prop_oneof![Just(Source::Citizen), Just(Source::Collector), Just(Source::Hotline), Just(Source::Video)]
+}
+
+/// A random history of one case from Thu 29 October 16:00 (so it crosses the month end,
+/// weekends and, with long gaps, several months), its contributions added to `sums`. Checks,
+/// event by event, how each contribution is dated — its own event's day, the day of the event
+/// it judges, or the due date — and that the due date stays put once it has passed.
+fn evaluation_walk(source: Source, moves: &[EvalMove], sums: &mut Sums) -> Result<Run, TestCaseError> {
+    use crate::evaluation::{contributions, day_key, Counter};
+    let reporter = match source {
+        Source::Citizen => citizen(),
+        Source::Collector => collector(),
+        _ => acceptor(),
+    };
+    let mut run = Run::start(source, &reporter, "2026-10-29 16:00");
+    let mut now = bj("2026-10-29 16:00");
+    for c in contributions(None, &run.case, &run.events[0], 480) {
+        *sums.entry((c.kind, c.id, c.counter, c.day)).or_default() += c.delta;
+    }
+    // The due date and department once the due date has passed with the clock running.
+    let mut fixed: Option<(Timestamp, Option<i64>)> = None;
+    for &(pick, variant, gap) in moves {
+        if run.case.state.is_final() {
+            break;
+        }
+        now = plus_min(now, gap);
+        // The actions ending a case early (reject, refuse, void) one time in eight, so most
+        // histories get to dispatches, returns, extensions, suspensions and closing.
+        let ends = |a: &Action| matches!(a, Action::Reject | Action::Refuse | Action::Void);
+        let options: Vec<Action> = decided_actions()
+            .filter(|a| a.from_states().contains(&run.case.state))
+            .filter(|a| pick % 8 == 0 || !ends(a))
+            .collect();
+        if options.is_empty() {
+            continue;
+        }
+        let action = options[pick / 8 % options.len()];
+        let role = action.roles()[variant as usize % action.roles().len()];
+        let input = match (action, variant) {
+            (Action::Check, 1) => checked(false),
+            (Action::Verify, 2) => verified(false),
+            (Action::Dispatch, 1) => to_department(3),
+            (Action::Void, 2) => ActionInput { duplicate_of: Some(ID + 1), ..with_note("重复") },
+            _ => valid_input(action),
+        };
+        let actor = actor_with(role, run.case.department_id.unwrap_or(1));
+        let Ok(e) = run.try_act_at(&actor, now, action, input) else { continue };
+        let before = run.case.clone();
+        let after = project(Some(before.clone()), ID, &e).expect("projects");
+        let day = |t: Option<Timestamp>| t.map(|t| day_key(t, 480));
+        for c in contributions(Some(&before), &after, &e, 480) {
+            let expected = match c.counter {
+                Counter::Due | Counter::DueClosed | Counter::DueClosedOnTime => {
+                    prop_assert!(
+                        Some(c.day) == day(before.due_at) || Some(c.day) == day(after.due_at),
+                        "{:?} dated {} is on neither due date",
+                        c,
+                        c.day
+                    );
+                    c.day
+                }
+                Counter::ReportFiled | Counter::ReportJustifiedVoid => day_key(after.created_at, 480),
+                Counter::VoidedAfterFiling => day_key(before.filed_at.expect("filed"), 480),
+                Counter::Redispatched => day_key(before.dispatched_at.expect("dispatched"), 480),
+                _ => day_key(e.at, 480),
+            };
+            prop_assert_eq!(c.day, expected, "{:?} after {:?}", c, e.change);
+            *sums.entry((c.kind, c.id, c.counter, c.day)).or_default() += c.delta;
+        }
+        // Sticky: once an event found the due date passed, due date and department stay.
+        if before.due_passed(e.at) && fixed.is_none() {
+            fixed = Some((before.due_at.expect("due"), before.due_department_id));
+        }
+        match fixed {
+            Some((due, dept)) if after.state != State::Voided => {
+                prop_assert_eq!((after.due_at, after.due_department_id), (Some(due), dept))
+            }
+            Some(_) => prop_assert_eq!((after.due_at, after.due_department_id), (None, None)),
+            None => {
+                prop_assert_eq!(after.due_at, after.case_deadline, "follows the deadline until it passes");
+                prop_assert_eq!(after.due_department_id, after.department_id);
+            }
+        }
+        prop_assert_eq!(after.due_at.is_some(), after.case_deadline.is_some());
+        run.case = after;
+        run.events.push(e);
+    }
+    Ok(run)
+}
+
+/// `metrics` of every subject in `sums` over every period `[a, b]` whose ends are days with
+/// counts (every distinct period there is): each rate's numerator lies within 0 and its
+/// denominator, so the rate within 0–1.
+fn check_rates_of_every_period(sums: &Sums) -> Result<(), TestCaseError> {
+    use crate::evaluation::{
+        metrics, AreaFacts, Context, Counter, EvalConfig, MetricKind, SubjectKind, Tally, TallyKind,
+    };
+    use std::collections::{BTreeMap, BTreeSet};
+    let days: Vec<i32> = sums.keys().map(|k| k.3).collect::<BTreeSet<_>>().into_iter().collect();
+    // Per subject, the running totals up to and including each day.
+    let mut prefix: BTreeMap<(TallyKind, String), Vec<Vec<i64>>> = BTreeMap::new();
+    for ((kind, id, counter, day), v) in sums {
+        let series =
+            prefix.entry((*kind, id.clone())).or_insert_with(|| vec![vec![0; Counter::ALL.len()]; days.len() + 1]);
+        let at = days.binary_search(day).expect("a day with counts") + 1;
+        series[at][counter.index()] += v;
+    }
+    for series in prefix.values_mut() {
+        for i in 1..series.len() {
+            let previous = series[i - 1].clone();
+            for (sum, v) in series[i].iter_mut().zip(previous) {
+                *sum += v;
+            }
+        }
+    }
+    let cfg = EvalConfig::default();
+    let between = |series: &Vec<Vec<i64>>, a: usize, b: usize| {
+        Tally(series[b + 1].iter().zip(&series[a]).map(|(hi, lo)| hi - lo).collect())
+    };
+    let grid_series = prefix.get(&(TallyKind::Grid, GRID.to_owned()));
+    for ((kind, id), series) in &prefix {
+        let (subject, level) = match kind {
+            TallyKind::Grid => (SubjectKind::Region, Some(RegionLevel::Grid)),
+            TallyKind::Community => (SubjectKind::Region, Some(RegionLevel::Community)),
+            TallyKind::Street => (SubjectKind::Region, Some(RegionLevel::Street)),
+            TallyKind::District => (SubjectKind::Region, Some(RegionLevel::District)),
+            TallyKind::Department => (SubjectKind::Department, None),
+            TallyKind::Collector => (SubjectKind::Collector, None),
+            TallyKind::Acceptor => (SubjectKind::Acceptor, None),
+            TallyKind::Leader => (SubjectKind::Leader, None),
+            TallyKind::Dispatcher => (SubjectKind::Dispatcher, None),
+        };
+        for a in 0..days.len() {
+            for b in a..days.len() {
+                let t = between(series, a, b);
+                for (counter, v) in Counter::ALL.iter().zip(&t.0) {
+                    prop_assert!(*v >= 0, "{:?} {} {:?} is {} in {}..{}", kind, id, counter, v, days[a], days[b]);
+                }
+                // The collector covers the whole city; their area is the one grid of the cases.
+                let area = grid_series.map_or(AreaFacts::default(), |g| {
+                    let g = between(g, a, b);
+                    AreaFacts { citizen_confirmed: g.get(Counter::CitizenConfirmed), filed: g.get(Counter::Filed) }
+                });
+                let ctx = Context { level, area, days: 30, ..Context::default() };
+                for m in metrics(subject, &t, &cfg, &ctx).iter().filter(|m| m.kind == MetricKind::Rate) {
+                    prop_assert!(
+                        0 <= m.numerator && m.numerator <= m.denominator.max(0) && (0.0..=1.0).contains(&m.value),
+                        "{:?} {}: {} = {} / {} in {}..{}",
+                        kind,
+                        id,
+                        m.name,
+                        m.numerator,
+                        m.denominator,
+                        days[a],
+                        days[b]
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
     /// Over random histories (every action, random gaps crossing days, weekends and months),
     /// the evaluation's contributions add up to what the final case and its log say directly:
-    /// the deadline-dated facts telescope to those of the final case, and each flow counter
-    /// counts its events once, on the event's day.
+    /// the due-dated facts telescope to those of the final case (on its final due date), and
+    /// each flow counter counts its events once — on the event's day, or on the day of the
+    /// event it judges (`evaluation_walk` checks the dating event by event).
     #[test]
-    fn evaluation_contributions_telescope(moves in proptest::collection::vec((0usize..64, 0u32..3, 1i64..4000), 1..40)) {
-        use crate::evaluation::{contributions, due_facts, Counter, TallyKind};
+    fn evaluation_contributions_telescope(
+        source in any_eval_source(),
+        moves in proptest::collection::vec((0usize..512, 0u32..3, 1i64..4000), 1..40),
+    ) {
+        use crate::evaluation::{due_facts, Counter, TallyKind};
         use std::collections::BTreeMap;
-        let mut run = Run::start(Source::Citizen, &citizen(), "2026-10-29 16:00");
-        let mut now = bj("2026-10-29 16:00");
-        let mut sums: BTreeMap<(TallyKind, String, Counter, i32), i64> = BTreeMap::new();
-        let first = run.case.clone();
-        for c in contributions(None, &first, &run.events[0], 480) {
-            *sums.entry((c.kind, c.id, c.counter, c.day)).or_default() += c.delta;
-        }
-        for (pick, variant, gap) in moves {
-            if run.case.state.is_final() {
-                break;
-            }
-            now = plus_min(now, gap);
-            let options: Vec<Action> = decided_actions().filter(|a| a.from_states().contains(&run.case.state)).collect();
-            if options.is_empty() {
-                break;
-            }
-            let action = options[pick % options.len()];
-            let role = action.roles()[variant as usize % action.roles().len()];
-            let input = match (action, variant) {
-                (Action::Check, 1) => checked(false),
-                (Action::Verify, 2) => verified(false),
-                (Action::Dispatch, 1) => to_department(3),
-                _ => valid_input(action),
-            };
-            let actor = actor_with(role, run.case.department_id.unwrap_or(1));
-            let Ok(e) = run.try_act_at(&actor, now, action, input) else { continue };
-            let before = run.case.clone();
-            let after = project(Some(before.clone()), ID, &e).expect("projects");
-            for c in contributions(Some(&before), &after, &e, 480) {
-                if !matches!(c.counter, Counter::Due | Counter::DueClosed | Counter::DueClosedOnTime) {
-                    prop_assert_eq!(c.day, crate::evaluation::day_key(e.at, 480));
-                }
-                *sums.entry((c.kind, c.id, c.counter, c.day)).or_default() += c.delta;
-            }
-            run.case = after;
-            run.events.push(e);
-        }
+        let mut sums = Sums::new();
+        let run = evaluation_walk(source, &moves, &mut sums)?;
         sums.retain(|_, v| *v != 0);
         prop_assert!(sums.values().all(|v| *v > 0), "no counter ends negative: {:?}", sums);
         let due: BTreeMap<_, i64> = sums
@@ -2049,16 +2474,54 @@ proptest! {
             sums.iter().filter(|((k, _, c, _), _)| *k == kind && *c == counter).map(|(_, v)| v).sum()
         };
         let events_of = |f: &dyn Fn(&Change) -> bool| run.events.iter().filter(|e| f(&e.change)).count() as i64;
+        let filed = events_of(&|c| matches!(c, Change::File { .. }));
+        let case = &run.case;
         prop_assert_eq!(total(TallyKind::Grid, Counter::Reported), 1);
-        prop_assert_eq!(total(TallyKind::District, Counter::Filed), events_of(&|c| matches!(c, Change::File { .. })));
+        prop_assert_eq!(total(TallyKind::District, Counter::Filed), filed);
         prop_assert_eq!(total(TallyKind::Street, Counter::Disposed), events_of(&|c| matches!(c, Change::Dispose)));
         prop_assert_eq!(total(TallyKind::Department, Counter::Dispatched), events_of(&|c| matches!(c, Change::Dispatch { .. })));
         prop_assert_eq!(total(TallyKind::Department, Counter::Returned), events_of(&|c| matches!(c, Change::Return { .. })));
+        prop_assert_eq!(total(TallyKind::Dispatcher, Counter::Redispatched), events_of(&|c| matches!(c, Change::Return { .. })));
         prop_assert_eq!(total(TallyKind::Collector, Counter::Checked), events_of(&|c| matches!(c, Change::Check { .. })));
-        prop_assert_eq!(total(TallyKind::Grid, Counter::Closed), i64::from(run.case.state == State::Closed));
+        prop_assert_eq!(total(TallyKind::Grid, Counter::Closed), i64::from(case.state == State::Closed));
         prop_assert_eq!(
             total(TallyKind::Grid, Counter::Reworked),
-            i64::from(run.case.state == State::Closed && run.case.rework_count > 0)
+            i64::from(case.state == State::Closed && case.rework_count > 0)
         );
+        // The credits and charges judging one event: at most once each, as the log says.
+        let public = case.source.needs_verification() && case.verified == Some(true);
+        prop_assert_eq!(total(TallyKind::Grid, Counter::CitizenConfirmed), filed * i64::from(public));
+        let own = i64::from(case.source == Source::Collector);
+        prop_assert_eq!(total(TallyKind::Collector, Counter::Reported), own);
+        prop_assert_eq!(total(TallyKind::Collector, Counter::ReportFiled), own * filed);
+        let voided_after_filing = i64::from(case.state == State::Voided && filed > 0);
+        prop_assert_eq!(total(TallyKind::Leader, Counter::VoidedAfterFiling), voided_after_filing);
+        let justified = i64::from(case.state == State::Voided && filed == 0 && case.duplicate_of.is_some());
+        prop_assert_eq!(total(TallyKind::Collector, Counter::ReportJustifiedVoid), own * justified);
+        // On time means closed by the due date; a due date that had passed before the close
+        // (it stayed) never is.
+        if case.state == State::Closed {
+            let on_time = total(TallyKind::Grid, Counter::DueClosedOnTime);
+            prop_assert_eq!(on_time, i64::from(case.closed_at <= case.due_at));
+            prop_assert_eq!(total(TallyKind::Grid, Counter::ClosedOnTime), on_time);
+        }
+    }
+
+    /// Over several random histories counted together, every rate of every subject over every
+    /// period — any two days with counts as its ends — lies within 0–1: each numerator is dated
+    /// by the event its denominator counts.
+    #[test]
+    fn every_rate_of_any_period_is_within_0_and_1(
+        histories in proptest::collection::vec(
+            (any_eval_source(), proptest::collection::vec((0usize..512, 0u32..3, 1i64..4000), 1..30)),
+            1..4,
+        ),
+    ) {
+        let mut sums = Sums::new();
+        for (source, moves) in &histories {
+            evaluation_walk(*source, moves, &mut sums)?;
+        }
+        sums.retain(|_, v| *v != 0);
+        check_rates_of_every_period(&sums)?;
     }
 }

@@ -167,6 +167,9 @@ async fn config_and_text(app: &AppState) -> ApiResult<(EvalConfig, String)> {
 /// Which answer a query is kept under: the query and the configuration it was scored with.
 type RowsKey = (SubjectKind, Option<RegionLevel>, Date, Date, Option<String>, u64);
 
+/// The subjects of an answer in id order: id, (name, username for people).
+type Listed = Vec<(String, (String, Option<String>))>;
+
 /// What an answer was computed from. The same inputs (the same `Arc`s: the store hands out the
 /// same counts while nothing changed) give the same answer; changed counts re-score only the
 /// subjects whose counts changed.
@@ -174,7 +177,7 @@ struct KeptAnswer {
     map: Arc<MapIndexes>,
     /// The subjects listed (their ids and names): from the map for regions, from the users and
     /// departments otherwise.
-    listed: Arc<Vec<(String, (String, Option<String>))>>,
+    listed: Arc<Listed>,
     counts: PeriodCounts,
     due: Option<PeriodCounts>,
     areas: Arc<HashMap<String, AreaFacts>>,
@@ -297,8 +300,7 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
     let listed = match (&kept, q.subject) {
         (Some(k), SubjectKind::Region) if Arc::ptr_eq(&k.map, &map) => k.listed.clone(),
         _ => {
-            let mut listed: Vec<(String, (String, Option<String>))> =
-                subjects(app, q.subject, level, prefix.as_deref()).await?.into_iter().collect();
+            let mut listed: Listed = subjects(app, q.subject, level, prefix.as_deref()).await?.into_iter().collect();
             listed.sort();
             match &kept {
                 Some(k) if *k.listed == listed => k.listed.clone(),

@@ -1,13 +1,16 @@
 //! The comprehensive evaluation through the API: live figures after each step of real loops,
 //! drill-down, periods, configuration, and the refusals.
 
-use crate::helpers::{citizen, garbage, import_areas, long_tokens, spawn_app_with, tiny_jpeg, Backend, TestApp};
+use crate::helpers::{bj, citizen, garbage, import_areas, long_tokens, spawn_app_with, tiny_jpeg, Backend, TestApp};
+use citygrid_server::{AppState, Clock};
 use serde_json::{json, Value};
 
 backend_tests!(
     evaluation_follows_the_cases_live,
+    evaluation_dates_by_what_it_judges_across_a_month_end,
     evaluation_is_refused_outside_scope_and_validated,
     a_running_period_is_due_up_to_today,
+    an_old_database_is_upgraded_once_at_start,
 );
 
 /// 七里沟街道 of 泉山区, where QUANSHAN lies.
@@ -215,6 +218,202 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     let before: Vec<Value> = futures_all(&app, &evaluator).await;
     app.store.rebuild_evaluation(&|_| {}).await.unwrap();
     assert_eq!(futures_all(&app, &evaluator).await, before);
+}
+
+/// The loop of [`evaluation_dates_by_what_it_judges_across_a_month_end`]; returns the ids of
+/// the returned case and of the second report. Leaves the clock on 1 December 11:00.
+async fn across_the_month_end(app: &TestApp) -> (i64, i64) {
+    // Signed in on the first day (tokens last 60 days from there).
+    app.set_time("2026-11-27 15:00");
+    let collector = app.sign_in("collector").await;
+    let acceptor = app.sign_in("acceptor").await;
+    let leader = app.sign_in("leader").await;
+    let dispatcher = app.sign_in("dispatcher").await;
+    let handler = app.sign_in("handler").await;
+    let hw = app.department("HW").await;
+    let id = app.report(&collector, &garbage()).await["id"].as_i64().unwrap();
+    app.set_time("2026-11-27 15:05");
+    app.step(&acceptor, id, "accept", Value::Null).await;
+    app.set_time("2026-11-27 15:10");
+    app.step(&leader, id, "file", Value::Null).await;
+    app.set_time("2026-11-27 15:20");
+    let case = app.step(&dispatcher, id, "dispatch", json!({"department_id": hw})).await;
+    // A few working hours after a Friday afternoon dispatch: Monday morning (UTC in the JSON).
+    let due = case["due_at"].as_str().unwrap().to_owned();
+    assert!(due.starts_with("2026-11-30T0"), "{case}");
+    app.set_time("2026-11-30 16:50");
+    let second = app.report(&collector, &garbage()).await["id"].as_i64().unwrap();
+    app.set_time("2026-12-01 09:00");
+    let case = app.step(&handler, id, "return", json!({"note": "不属于本单位"})).await;
+    assert_eq!(case["due_at"].as_str(), Some(due.as_str()), "the due date stays after a late return");
+    assert!(case["case_deadline"].as_str().unwrap().starts_with("2026-12-01"), "{case}");
+    app.set_time("2026-12-01 09:10");
+    app.step(&dispatcher, id, "dispatch", json!({"department_id": hw})).await;
+    app.set_time("2026-12-01 10:00");
+    let photo = app.photo_id(&handler, &tiny_jpeg(None)).await;
+    app.step(&handler, id, "dispose", json!({"photo_ids": [photo]})).await;
+    app.set_time("2026-12-01 10:30");
+    app.step(&collector, id, "check", json!({"passed": true})).await;
+    app.set_time("2026-12-01 10:40");
+    app.step(&leader, id, "close", Value::Null).await;
+    app.set_time("2026-12-01 10:50");
+    app.step(&acceptor, second, "accept", Value::Null).await;
+    app.set_time("2026-12-01 11:00");
+    app.step(&leader, second, "file", Value::Null).await;
+    (id, second)
+}
+
+/// Every subject's kept counts over the days `from..=to`, zero rows dropped.
+async fn kept(
+    app: &TestApp,
+    from: &str,
+    to: &str,
+) -> std::collections::HashMap<(citygrid_core::evaluation::TallyKind, String), citygrid_core::evaluation::Tally> {
+    let (from, to) = (from.parse().unwrap(), to.parse().unwrap());
+    let mut kept = std::collections::HashMap::new();
+    for kind in citygrid_core::evaluation::TallyKind::ALL {
+        for (id, t) in app.store.evaluation_tallies(kind, from, to, None).await.unwrap() {
+            if !t.is_zero() {
+                kept.insert((kind, id), t);
+            }
+        }
+    }
+    kept
+}
+
+/// A database written and counted by the previous version — case rows without the fields this
+/// one keeps (`due_at`, `filed_at`, …, and the `due_at` column), counts by the older rules, only
+/// the older key `evaluation.counted` — is upgraded once when the state is loaded: every row
+/// equals its replayed log again, the counts are the log's; a later load leaves it alone.
+async fn an_old_database_is_upgraded_once_at_start(backend: Backend) {
+    use citygrid_server::state::EVALUATION_COUNTED_KEY;
+    let app = spawn(backend).await;
+    let (id, second) = across_the_month_end(&app).await;
+    let counted = kept(&app, "2026-11-01", "2026-12-31").await;
+    for case in [id, second] {
+        let mut json = serde_json::to_value(app.store.get_case(case).await.unwrap().unwrap()).unwrap();
+        let obj = json.as_object_mut().unwrap();
+        for key in ["filed_by", "dispatched_by", "filed_at", "dispatched_at", "due_at", "due_department_id"] {
+            let had = obj.remove(key).is_some();
+            assert!(had || case == second, "the returned case has {key}");
+        }
+        let data = json.to_string().replace('\'', "''");
+        app.raw_execute(&format!("UPDATE cases SET data = '{data}', due_at = NULL WHERE id = {case}")).await;
+    }
+    // The older rules: the return charged on its own day, the case due at its last deadline.
+    app.raw_execute("UPDATE eval_counts SET c_redispatched = 0, c_due = c_due + 1").await;
+    // Written behind the store's back: readers keeping counts are told the rows were rewritten.
+    app.raw_execute("UPDATE eval_clock SET generation = generation + 1").await;
+    app.raw_execute(&format!("DELETE FROM settings WHERE key = '{EVALUATION_COUNTED_KEY}'")).await;
+    app.store.put_setting("evaluation.counted", "1").await.unwrap();
+    let replays = |case: i64| {
+        let store = app.store.clone();
+        async move {
+            let replayed = citygrid_core::case::replay(case, &store.case_events(case).await.unwrap());
+            replayed == store.get_case(case).await.unwrap()
+        }
+    };
+    assert!(!replays(id).await, "what `citygrid audit` reports before the upgrade");
+    assert_ne!(kept(&app, "2026-11-01", "2026-12-31").await, counted);
+
+    let clock = || Clock::manual(bj("2026-12-02 09:00"));
+    AppState::load(app.store.clone(), clock(), long_tokens()).await.unwrap();
+    assert!(replays(id).await && replays(second).await);
+    assert_eq!(kept(&app, "2026-11-01", "2026-12-31").await, counted);
+    assert_eq!(app.store.get_setting(EVALUATION_COUNTED_KEY).await.unwrap().as_deref(), Some("1"));
+    // Upgraded once: counts changed behind its back now stay as they are at the next start.
+    app.raw_execute("UPDATE eval_counts SET c_reported = c_reported + 1").await;
+    let changed = kept(&app, "2026-11-01", "2026-12-31").await;
+    AppState::load(app.store.clone(), clock(), long_tokens()).await.unwrap();
+    assert_eq!(kept(&app, "2026-11-01", "2026-12-31").await, changed);
+}
+
+/// A collector's report filed and dispatched on Friday 27 November, due on Monday 30
+/// November, returned by the department on Tuesday 1 December, dispatched again and closed that
+/// day; and a second report of 30 November filed on 1 December. Through the API: the case stays
+/// due in November (closed, not on time), December has nothing due; the return is November's
+/// inaccurate dispatch; the collector's November reports are both valid, December has none.
+async fn evaluation_dates_by_what_it_judges_across_a_month_end(backend: Backend) {
+    let app = spawn(backend).await;
+    let (id, second) = across_the_month_end(&app).await;
+    let evaluator = app.sign_in("evaluator").await;
+    let dispatcher = app.sign_in("dispatcher").await;
+    let collector = app.sign_in("collector").await;
+    let streets = |month: &str| format!("/api/v1/evaluations?subject=region&level=street&period={month}");
+    let nov = app.get(&evaluator, &streets("2026-11")).await.ok(200);
+    let s = row(&nov, STREET);
+    assert_eq!(metric(s, "due_to_close"), (1.0, 1, 1));
+    assert_eq!(metric(s, "closure_rate"), (1.0, 1, 1), "closed since, in December");
+    assert_eq!(metric(s, "on_time_closure_rate"), (0.0, 0, 1), "not by its due date");
+    let dec = app.get(&evaluator, &streets("2026-12")).await.ok(200);
+    let s = row(&dec, STREET);
+    // Due in December: only the second report, filed on 1 December and still open.
+    assert_eq!(metric(s, "due_to_close"), (1.0, 1, 1));
+    assert_eq!(metric(s, "closure_rate"), (0.0, 0, 1));
+    assert_eq!(metric(s, "closed"), (1.0, 1, 1));
+    assert_eq!(metric(s, "overdue_closed"), (1.0, 1, 1));
+    let due_cases = |month: &'static str| {
+        let (app, evaluator) = (&app, evaluator.clone());
+        async move {
+            let q =
+                format!("/api/v1/evaluations/cases?subject=region&level=street&id={STREET}&counter=due&period={month}");
+            let page = app.get(&evaluator, &q).await.ok(200);
+            page["items"].as_array().unwrap().iter().map(|i| i["case_id"].as_i64().unwrap()).collect::<Vec<i64>>()
+        }
+    };
+    assert_eq!(due_cases("2026-11").await, vec![id]);
+    assert_eq!(due_cases("2026-12").await, vec![second], "the returned case's new deadline does not make it due again");
+
+    let me = |token: &str| {
+        let (app, token) = (&app, token.to_owned());
+        async move { app.get(&token, "/api/v1/auth/me").await.ok(200)["id"].as_i64().unwrap().to_string() }
+    };
+    let dispatcher_id = me(&dispatcher).await;
+    let accurate = |month: &'static str| {
+        let (app, evaluator, dispatcher_id) = (&app, evaluator.clone(), dispatcher_id.clone());
+        async move {
+            let page = app.get(&evaluator, &format!("/api/v1/evaluations?subject=dispatcher&period={month}")).await;
+            metric(row(&page.ok(200), &dispatcher_id), "accurate_dispatch_rate")
+        }
+    };
+    // Was (1.0, 1, 1) in November and (0.0, 0, 1) in December when the return was charged on
+    // its own day.
+    assert_eq!(accurate("2026-11").await, (0.0, 0, 1));
+    assert_eq!(accurate("2026-12").await, (1.0, 1, 1));
+    // The drill-down finds the returned dispatch in November, where it is charged.
+    let behind = app
+        .get(
+            &evaluator,
+            &format!(
+                "/api/v1/evaluations/cases?subject=dispatcher&id={dispatcher_id}&counter=redispatched&period=2026-11"
+            ),
+        )
+        .await
+        .ok(200);
+    let ids: Vec<i64> = behind["items"].as_array().unwrap().iter().map(|i| i["case_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![id]);
+
+    let collector_id = me(&collector).await;
+    let valid = |month: &'static str| {
+        let (app, evaluator, collector_id) = (&app, evaluator.clone(), collector_id.clone());
+        async move {
+            let page = app.get(&evaluator, &format!("/api/v1/evaluations?subject=collector&period={month}")).await;
+            metric(row(&page.ok(200), &collector_id), "valid_report_rate")
+        }
+    };
+    // The second report (30 November) was filed in December: a November credit. Dated by the
+    // filing, November was 1 / 2 and December 1 / 0 (a credit without a report).
+    assert_eq!(valid("2026-11").await, (1.0, 2, 2));
+    assert_eq!(valid("2026-12").await, (1.0, 0, 0));
+
+    // The kept counts are what the log says.
+    let before: Vec<Value> = futures_all(&app, &evaluator).await;
+    app.store.rebuild_evaluation(&|_| {}).await.unwrap();
+    assert_eq!(futures_all(&app, &evaluator).await, before);
+    for (from, to) in [("2026-11-01", "2026-11-30"), ("2026-12-01", "2026-12-31"), ("2026-11-30", "2026-12-01")] {
+        let full = app.store.evaluation_from_log(from.parse().unwrap(), to.parse().unwrap()).await.unwrap();
+        assert_eq!(kept(&app, from, to).await, full, "{from}..{to}");
+    }
 }
 
 /// The answers kept between asks (re-scored where counts changed) equal answers scored afresh.

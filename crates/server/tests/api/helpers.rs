@@ -119,6 +119,9 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub store: Store,
+    /// The database URL (for PostgreSQL with the test's schema as its search path), for a test
+    /// that writes what an older version left behind.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
     /// PostgreSQL: (base URL, schema), dropped when the test passes.
     pg_schema: Option<(String, String)>,
@@ -176,7 +179,7 @@ pub async fn spawn_app_with(backend: Backend, settings: Settings) -> TestApp {
     bootstrap::load_demo(&state).await.expect("demo city");
     let expected = if matches!(backend, Backend::Sqlite) { "sqlite" } else { "postgres" };
     assert_eq!(store.backend(), expected);
-    TestApp { router: citygrid_server::app(state.clone()), state, store, _dir: dir, pg_schema }
+    TestApp { router: citygrid_server::app(state.clone()), state, store, url, _dir: dir, pg_schema }
 }
 
 async fn send(router: Router, req: Request<Body>) -> Resp {
@@ -202,6 +205,20 @@ async fn fresh_pg_schema(base: &str) -> (String, String) {
 }
 
 impl TestApp {
+    /// Run one SQL statement on the database, outside the store.
+    pub async fn raw_execute(&self, sql: &str) {
+        use citygrid_store::sqlx::{self, Connection};
+        if self.store.backend() == "sqlite" {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
+            sqlx::query(sql).execute(&mut c).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            c.close().await.expect("close");
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+            sqlx::query(sql).execute(&mut c).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            c.close().await.expect("close");
+        }
+    }
+
     pub fn set_time(&self, local: &str) {
         self.state.clock.set(bj(local));
     }
