@@ -651,7 +651,9 @@ pub fn metrics(kind: SubjectKind, t: &Tally, cfg: &EvalConfig, ctx: &Context) ->
                 t.get(Reported),
                 &[ReportFiled, ReportJustifiedVoid],
             ),
-            lower_rate("missed_report_rate", ctx.area.citizen_confirmed, ctx.area.filed, &[]),
+            // Counted in the grids of the collector's area: the drill-down lists those grids'
+            // confirmed citizen reports.
+            lower_rate("missed_report_rate", ctx.area.citizen_confirmed, ctx.area.filed, &[CitizenConfirmed]),
             rate("on_time_verification_rate", t.get(VerifiedOnTime), t.get(Verified), &[VerifiedOnTime]),
             rate("on_time_check_rate", t.get(CheckedOnTime), t.get(Checked), &[CheckedOnTime]),
             count("reported", t.get(Reported), &[Reported]),

@@ -75,6 +75,8 @@ impl CountsEngine for sqlx::SqliteConnection {
     const WATERMARK: &'static str = "(SELECT stamp + 1 FROM eval_clock)";
 }
 
+/// (The `eval_counts_stamp` trigger of migration 0011 stamps every row the same way, for
+/// writers that do not.)
 impl CountsEngine for sqlx::PgConnection {
     const BUMP: Option<&'static str> = None;
     const STAMP: &'static str = "pg_current_xact_id()::text::bigint";
@@ -470,6 +472,20 @@ impl Store {
         kind: TallyKind,
         subject: &str,
         counter: Counter,
+        period: (Date, Date),
+        after: i64,
+        limit: usize,
+    ) -> Result<CasesBehind> {
+        self.evaluation_cases_of(kind, &[subject], counter, period, after, limit).await
+    }
+
+    /// [`Store::evaluation_cases`] for several subjects of one kind together (the grids of a
+    /// collector's area): a case is listed once, with what it adds to all of them.
+    pub async fn evaluation_cases_of(
+        &self,
+        kind: TallyKind,
+        subjects: &[&str],
+        counter: Counter,
         (from, to): (Date, Date),
         after: i64,
         limit: usize,
@@ -477,14 +493,23 @@ impl Store {
         let offset = self.utc_offset_minutes();
         let (lo, hi) = (key(from), key(to));
         let region = matches!(kind, TallyKind::Grid | TallyKind::Community | TallyKind::Street | TallyKind::District);
-        let ids = self.cases_touching(from, to, region.then_some(subject)).await?;
+        let narrow = match subjects {
+            [one] if region => Some(*one),
+            _ => None,
+        };
+        let ids = self.cases_touching(from, to, narrow).await?;
+        let subjects: std::collections::HashSet<&str> = subjects.iter().copied().collect();
         let mut cases = Vec::new();
         let pending: Vec<i64> = ids.into_iter().filter(|id| *id > after).collect();
         for chunk in pending.chunks(500) {
             for (id, events) in self.logs_of(chunk).await? {
                 let mut n = 0;
                 fold_log(id, &events, offset, |c| {
-                    if c.kind == kind && c.counter == counter && c.id == subject && (lo..=hi).contains(&c.day) {
+                    if c.kind == kind
+                        && c.counter == counter
+                        && subjects.contains(c.id.as_str())
+                        && (lo..=hi).contains(&c.day)
+                    {
                         n += c.delta;
                     }
                 })?;
@@ -694,7 +719,7 @@ impl Store {
             for period in [day.to_owned(), format!("({day}) / 100")] {
                 let sql = format!(
                     "INSERT INTO eval_counts (kind, period, subject, c_reported, c_filed, c_citizen_confirmed, \
-                     c_dispatched, c_closed, c_closed_on_time, c_due, c_due_closed, c_due_closed_on_time) \
+                     c_dispatched, c_closed, c_closed_on_time, c_due, c_due_closed, c_due_closed_on_time, stamp) \
                      SELECT '{kind}', {period}, {subject}, COUNT(*), \
                      SUM(CASE WHEN {filed} THEN 1 ELSE 0 END), \
                      SUM(CASE WHEN {filed} AND source = 'citizen' THEN 1 ELSE 0 END), \
@@ -703,9 +728,10 @@ impl Store {
                      SUM(CASE WHEN state = 'closed' AND updated_at <= case_deadline THEN 1 ELSE 0 END), \
                      SUM(CASE WHEN {filed} THEN 1 ELSE 0 END), \
                      SUM(CASE WHEN state = 'closed' THEN 1 ELSE 0 END), \
-                     SUM(CASE WHEN state = 'closed' AND updated_at <= case_deadline THEN 1 ELSE 0 END) \
+                     SUM(CASE WHEN state = 'closed' AND updated_at <= case_deadline THEN 1 ELSE 0 END), 1 \
                      FROM cases WHERE {filter} GROUP BY 1, 2, 3 \
-                     ON CONFLICT (kind, period, subject) DO UPDATE SET c_reported = eval_counts.c_reported + excluded.c_reported"
+                     ON CONFLICT (kind, period, subject) DO UPDATE SET c_reported = eval_counts.c_reported + excluded.c_reported, \
+                     stamp = eval_counts.stamp + 1"
                 );
                 written += both!(self, |w, _r, _f| { sqlx::query(&sql).execute(w).await?.rows_affected() });
             }

@@ -2749,9 +2749,35 @@ async fn kept_counts_follow_other_writers(db: Db) {
     let grids =
         db.store.evaluation_tallies(TallyKind::Grid, date("2026-03-01"), date("2026-03-31"), None).await.unwrap();
     assert_eq!(grids.len(), 2, "both grids counted: {grids:?}");
-    // A rebuild elsewhere rewrites every row.
+    // Written by hand, outside the store: the database stamps the row, readers see it.
+    db.raw_execute("UPDATE eval_counts SET c_reported = c_reported + 5 WHERE kind = 'street' AND period = 202603")
+        .await
+        .unwrap();
+    check("changed by hand").await;
+    // A row the log does not back (drift), seen here; a rebuild elsewhere deletes it: only the
+    // generation tells this handle.
+    db.raw_execute(&format!(
+        "INSERT INTO eval_counts (kind, period, subject, c_reported) VALUES ('grid', 202603, '{G2}', 3)"
+    ))
+    .await
+    .unwrap();
+    check("a drifted row").await;
+    assert!(db
+        .store
+        .evaluation_tallies(TallyKind::Grid, date("2026-03-01"), date("2026-03-31"), None)
+        .await
+        .unwrap()
+        .iter()
+        .any(|(g, _)| g == G2));
     other.rebuild_evaluation(&|_| {}).await.unwrap();
     check("rebuilt by another handle").await;
+    assert!(!db
+        .store
+        .evaluation_tallies(TallyKind::Grid, date("2026-03-01"), date("2026-03-31"), None)
+        .await
+        .unwrap()
+        .iter()
+        .any(|(g, _)| g == G2));
     if db.engine == Engine::Postgres {
         // T1 takes its transaction id first; a case action commits after it; the kept copy is
         // refreshed while T1 still runs; T1 then changes a row and commits.

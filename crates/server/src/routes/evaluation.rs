@@ -104,6 +104,8 @@ pub struct EvaluationRow {
 pub struct Basis {
     pub tally: Tally,
     pub area: AreaFacts,
+    /// A listed subject (a region of the map, a user, a department), not only counted.
+    pub listed: bool,
 }
 
 /// A row's metrics in the order `citygrid_core::evaluation::metrics` gives them, serialised as
@@ -165,21 +167,24 @@ async fn config_and_text(app: &AppState) -> ApiResult<(EvalConfig, String)> {
 }
 
 /// Which answer a query is kept under: the query and the configuration it was scored with.
-type RowsKey = (SubjectKind, Option<RegionLevel>, Date, Date, Option<String>, u64);
+/// (The days scored are in it: they grow with today in a period still running.)
+type RowsKey = (SubjectKind, Option<RegionLevel>, Date, Date, Option<String>, u64, i64);
 
 /// The subjects of an answer in id order: id, (name, username for people).
 type Listed = Vec<(String, (String, Option<String>))>;
 
-/// What an answer was computed from. The same inputs (the same `Arc`s: the store hands out the
-/// same counts while nothing changed) give the same answer; changed counts re-score only the
-/// subjects whose counts changed.
+/// What an answer was computed from. The same inputs (the same allocations: the store hands out
+/// the same counts while nothing changed) give the same answer; changed counts re-score only
+/// the subjects whose counts changed. Held weakly: a kept answer keeps neither the counts nor
+/// the map alive (and the store can change its counts in place), and a weak pointer keeps its
+/// address from being reused, so the same address is the same value.
 struct KeptAnswer {
-    map: Arc<MapIndexes>,
+    map: std::sync::Weak<MapIndexes>,
     /// The subjects listed (their ids and names): from the map for regions, from the users and
     /// departments otherwise.
     listed: Arc<Listed>,
-    counts: PeriodCounts,
-    due: Option<PeriodCounts>,
+    counts: std::sync::Weak<HashMap<String, Tally>>,
+    due: Option<std::sync::Weak<HashMap<String, Tally>>>,
     areas: Arc<HashMap<String, AreaFacts>>,
     rows: Arc<Vec<EvaluationRow>>,
     used: u64,
@@ -193,7 +198,9 @@ pub struct EvalCache {
     answers: std::sync::Mutex<HashMap<RowsKey, KeptAnswer>>,
     tick: std::sync::atomic::AtomicU64,
     #[allow(clippy::type_complexity)]
-    areas: std::sync::Mutex<Option<(Arc<GridIndex>, Arc<MapIndexes>, Arc<HashMap<String, String>>)>>,
+    areas: std::sync::Mutex<
+        Option<(std::sync::Weak<GridIndex>, std::sync::Weak<MapIndexes>, Arc<HashMap<String, String>>)>,
+    >,
 }
 
 /// About 1.5 KB a row: some 90 MB at most.
@@ -227,7 +234,7 @@ impl EvalCache {
     fn collector_of_grid(&self, grids: Arc<GridIndex>, map: Arc<MapIndexes>) -> Arc<HashMap<String, String>> {
         let mut kept = self.areas.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((g, m, owners)) = &*kept {
-            if Arc::ptr_eq(g, &grids) && Arc::ptr_eq(m, &map) {
+            if std::ptr::eq(g.as_ptr(), Arc::as_ptr(&grids)) && std::ptr::eq(m.as_ptr(), Arc::as_ptr(&map)) {
                 return owners.clone();
             }
         }
@@ -240,7 +247,7 @@ impl EvalCache {
             })
             .collect();
         let owners = Arc::new(owners);
-        *kept = Some((grids, map, owners.clone()));
+        *kept = Some((Arc::downgrade(&grids), Arc::downgrade(&map), owners.clone()));
         owners
     }
 }
@@ -281,24 +288,33 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
     let counts = app.store.evaluation_counts(kind, q.from, q.to).await?;
     let today = today(app)?;
     let due = if q.to > today {
-        Some(if today >= q.from { app.store.evaluation_counts(kind, q.from, today).await? } else { Default::default() })
+        Some(if today >= q.from {
+            app.store.evaluation_counts(kind, q.from, today).await?
+        } else {
+            // One empty set for every period still to come (the same value, so kept answers
+            // of such periods are reused).
+            static NOTHING: std::sync::OnceLock<PeriodCounts> = std::sync::OnceLock::new();
+            NOTHING.get_or_init(PeriodCounts::default).clone()
+        })
     } else {
         None
     };
     let areas =
         Arc::new(if q.subject == SubjectKind::Collector { collector_areas(app, q).await? } else { HashMap::new() });
+    // Bands expect what the days so far could bring in a period still running.
+    let days = (q.to.min(today).max(q.from) - q.from).get_days() as i64 + 1;
     let key: RowsKey = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         cfg_text.hash(&mut h);
-        (q.subject, level, q.from, q.to, prefix.clone(), h.finish())
+        (q.subject, level, q.from, q.to, prefix.clone(), h.finish(), days)
     };
     let map = app.map();
     let kept = app.eval_cache.take(&key);
     // Regions are listed from the map (the same while the map is); the others from the users
     // and departments, read again each time (a few hundred).
     let listed = match (&kept, q.subject) {
-        (Some(k), SubjectKind::Region) if Arc::ptr_eq(&k.map, &map) => k.listed.clone(),
+        (Some(k), SubjectKind::Region) if std::ptr::eq(k.map.as_ptr(), Arc::as_ptr(&map)) => k.listed.clone(),
         _ => {
             let mut listed: Listed = subjects(app, q.subject, level, prefix.as_deref()).await?.into_iter().collect();
             listed.sort();
@@ -308,12 +324,11 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
             }
         }
     };
-    let same = |a: &Option<PeriodCounts>, b: &Option<PeriodCounts>| match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+    let same = |a: &Option<std::sync::Weak<HashMap<String, Tally>>>, b: &Option<PeriodCounts>| match (a, b) {
+        (Some(a), Some(b)) => std::ptr::eq(a.as_ptr(), Arc::as_ptr(b)),
         (None, None) => true,
         _ => false,
     };
-    let days = (q.to - q.from).get_days() as i64 + 1;
     let weights = cfg.weights.get(&q.subject).cloned().unwrap_or_default();
     let tally_of = |id: &str| -> Tally {
         let mut t = counts.get(id).cloned().unwrap_or_default();
@@ -325,7 +340,7 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
         }
         t
     };
-    let score_row = |id: String, name: String, t: Tally, area: AreaFacts| -> EvaluationRow {
+    let score_row = |id: String, name: String, t: Tally, area: AreaFacts, listed: bool| -> EvaluationRow {
         let region_class = level.map(|_| cfg.region_class(&id));
         let ctx = Context { level, region_class: region_class.clone(), area, days };
         let metrics = evaluation::metrics(q.subject, &t, &cfg, &ctx);
@@ -356,7 +371,7 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
                     })
                     .collect(),
             ),
-            basis: Basis { tally: t, area },
+            basis: Basis { tally: t, area, listed },
         }
     };
     let area_of = |username: &Option<String>| username.as_ref().and_then(|u| areas.get(u).copied()).unwrap_or_default();
@@ -364,7 +379,7 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
         // Nothing changed: the same answer.
         Some(k)
             if Arc::ptr_eq(&k.listed, &listed)
-                && Arc::ptr_eq(&k.counts, &counts)
+                && std::ptr::eq(k.counts.as_ptr(), Arc::as_ptr(&counts))
                 && same(&k.due, &due)
                 && *k.areas == *areas =>
         {
@@ -395,9 +410,12 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
                 });
                 if changed || area != r.basis.area {
                     let t = tally_of(&r.subject_id);
-                    *r = score_row(std::mem::take(&mut r.subject_id), std::mem::take(&mut r.name), t, area);
+                    let listed = r.basis.listed;
+                    *r = score_row(std::mem::take(&mut r.subject_id), std::mem::take(&mut r.name), t, area, listed);
                 }
             }
+            // An unlisted subject whose counts went back to nothing leaves, as in a fresh answer.
+            all.retain(|r| r.basis.listed || counts.contains_key(&r.subject_id));
             // Subjects counted that are listed nowhere (a removed user or region) still show.
             let in_scope = counts.keys().filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p))).count();
             if seen < in_scope {
@@ -408,7 +426,7 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
                     .collect();
                 new.sort();
                 for id in new {
-                    all.push(score_row(id.clone(), id.clone(), tally_of(id), AreaFacts::default()));
+                    all.push(score_row(id.clone(), id.clone(), tally_of(id), AreaFacts::default(), false));
                 }
             }
             rank(all);
@@ -418,7 +436,9 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
         _ => {
             let mut all: Vec<EvaluationRow> = listed
                 .iter()
-                .map(|(id, (name, username))| score_row(id.clone(), name.clone(), tally_of(id), area_of(username)))
+                .map(|(id, (name, username))| {
+                    score_row(id.clone(), name.clone(), tally_of(id), area_of(username), true)
+                })
                 .collect();
             let known: HashSet<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
             let mut unlisted: Vec<&String> = counts
@@ -427,13 +447,22 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
                 .collect();
             unlisted.sort();
             for id in unlisted {
-                all.push(score_row(id.clone(), id.clone(), tally_of(id), AreaFacts::default()));
+                all.push(score_row(id.clone(), id.clone(), tally_of(id), AreaFacts::default(), false));
             }
             rank(&mut all);
             Arc::new(all)
         }
     };
-    app.eval_cache.put(key, KeptAnswer { map, listed, counts, due, areas, rows: rows.clone(), used: 0 });
+    let answer = KeptAnswer {
+        map: Arc::downgrade(&map),
+        listed,
+        counts: Arc::downgrade(&counts),
+        due: due.as_ref().map(Arc::downgrade),
+        areas,
+        rows: rows.clone(),
+        used: 0,
+    };
+    app.eval_cache.put(key, answer);
     Ok(rows)
 }
 
@@ -888,10 +917,24 @@ pub async fn evaluation_cases(
     }
     // As in the figures: in a period still running, only the deadlines up to today are due.
     let to = if DUE_COUNTERS.contains(&counter) { q.to.min(today(&app)?) } else { q.to };
+    let after = p.after.unwrap_or(0);
     let behind = if to < q.from {
         citygrid_store::CasesBehind { cases: Vec::new(), next: None }
+    } else if subject == SubjectKind::Collector && counter == Counter::CitizenConfirmed {
+        // The missed-report rate: the confirmed citizen reports in the grids of the collector's
+        // area (a collector has no such counter of their own).
+        let users = app.store.list_users().await?;
+        let username = users.iter().find(|u| u.id.to_string() == p.id).map(|u| u.username.clone());
+        let owners = app.eval_cache.collector_of_grid(app.grids(), app.map());
+        let grids: Vec<&str> =
+            owners.iter().filter(|(_, o)| Some(*o) == username.as_ref()).map(|(g, _)| g.as_str()).collect();
+        if grids.is_empty() {
+            citygrid_store::CasesBehind { cases: Vec::new(), next: None }
+        } else {
+            app.store.evaluation_cases_of(TallyKind::Grid, &grids, counter, (q.from, to), after, limit).await?
+        }
     } else {
-        app.store.evaluation_cases(kind, &p.id, counter, (q.from, to), p.after.unwrap_or(0), limit).await?
+        app.store.evaluation_cases(kind, &p.id, counter, (q.from, to), after, limit).await?
     };
     let mut items = Vec::with_capacity(behind.cases.len());
     for (id, delta) in behind.cases {

@@ -148,6 +148,20 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     assert_eq!(metric(row(&collectors, &collector_id), "missed_report_rate"), (0.5, 1, 2));
     let others = collectors["rows"].as_array().unwrap().iter().filter(|r| r["subject_id"] != collector_id.as_str());
     assert!(others.into_iter().all(|r| metric(r, "missed_report_rate").2 == 0), "nobody else covers that grid");
+    // The missed report behind the rate: the citizen's case in the collector's area.
+    assert_eq!(
+        row(&collectors, &collector_id)["metrics"]["missed_report_rate"]["counters"],
+        json!(["citizen_confirmed"])
+    );
+    let missed = app
+        .get(
+            &evaluator,
+            &format!("/api/v1/evaluations/cases?subject=collector&id={collector_id}&counter=citizen_confirmed&period=2026-09"),
+        )
+        .await
+        .ok(200);
+    let ids: Vec<i64> = missed["items"].as_array().unwrap().iter().map(|i| i["case_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![id2]);
     let acceptors = app.get(&evaluator, "/api/v1/evaluations?subject=acceptor&period=2026-09").await.ok(200);
     assert_eq!(metric(row(&acceptors, &me(&acceptor).await), "on_time_acceptance_rate"), (1.0, 2, 2));
     let dispatchers = app.get(&evaluator, "/api/v1/evaluations?subject=dispatcher&period=2026-09").await.ok(200);
@@ -324,6 +338,7 @@ async fn an_old_database_is_upgraded_once_at_start(backend: Backend) {
     // Upgraded once: counts changed behind its back now stay as they are at the next start.
     app.raw_execute("UPDATE eval_counts SET c_reported = c_reported + 1").await;
     let changed = kept(&app, "2026-11-01", "2026-12-31").await;
+    assert_ne!(changed, counted, "a change by hand is seen (the database stamps it)");
     AppState::load(app.store.clone(), clock(), long_tokens()).await.unwrap();
     assert_eq!(kept(&app, "2026-11-01", "2026-12-31").await, changed);
 }
@@ -595,4 +610,16 @@ async fn a_running_period_is_due_up_to_today(backend: Backend) {
     let items = app.get(&evaluator, &drill).await.ok(200)["items"].clone();
     assert_eq!(items.as_array().unwrap().len(), 1);
     assert_eq!(items[0]["case_id"], id);
+    // Bands expect what the days so far could bring: on the 1st a thirtieth of the month's.
+    app.set_time("2026-09-01 18:00");
+    let first = app.get(&evaluator, streets).await.ok(200);
+    app.set_time("2026-10-01 09:00");
+    let whole = app.get(&evaluator, streets).await.ok(200);
+    let band = |p: &Value| metric(row(p, STREET), "filed_band").2;
+    assert_eq!(band(&whole), 30 * band(&first), "{} vs {}", band(&whole), band(&first));
+    // The answers kept while the days passed are the ones a fresh ask gives.
+    app.set_time(&format!("{due_day} 08:00"));
+    let kept = app.get(&evaluator, streets).await.ok(200);
+    app.state.eval_cache.clear();
+    assert_eq!(app.get(&evaluator, streets).await.ok(200), kept);
 }

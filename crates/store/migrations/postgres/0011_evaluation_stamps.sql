@@ -16,3 +16,26 @@ CREATE TABLE eval_clock (
     generation BIGINT NOT NULL
 );
 INSERT INTO eval_clock (id, stamp, generation) VALUES (1, 0, 0);
+
+-- Every row a transaction writes is stamped by the database itself, so a writer that does not
+-- know about stamps (an older binary during a rolling upgrade, an operator's fix in psql) is
+-- still seen by the readers; rows deleted or truncated move the generation.
+CREATE FUNCTION eval_counts_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.stamp := pg_current_xact_id()::text::bigint;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER eval_counts_stamp BEFORE INSERT OR UPDATE ON eval_counts
+    FOR EACH ROW EXECUTE FUNCTION eval_counts_stamp();
+
+CREATE FUNCTION eval_counts_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE eval_clock SET generation = generation + 1;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER eval_counts_deleted AFTER DELETE ON eval_counts
+    FOR EACH STATEMENT EXECUTE FUNCTION eval_counts_removed();
+CREATE TRIGGER eval_counts_truncated AFTER TRUNCATE ON eval_counts
+    FOR EACH STATEMENT EXECUTE FUNCTION eval_counts_removed();
