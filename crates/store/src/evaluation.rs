@@ -58,21 +58,23 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
 /// How each engine stamps the counts rows a transaction changes (migration 0011): SQLite takes
 /// the next value of its one-row clock (one writer, so stamps follow commit order); PostgreSQL
-/// uses the transaction id, which readers compare with their snapshot's oldest running one.
+/// uses the transaction id, which readers compare with their snapshot (the transactions it saw
+/// running and the first it did not know).
 pub(crate) trait CountsEngine {
     /// Run once per counting transaction before its rows are written, if the engine needs it.
     const BUMP: Option<&'static str>;
     /// The stamp of the rows, as an SQL expression.
     const STAMP: &'static str;
-    /// In a reader's statement: the watermark of what it sees (no change it did not see has a
-    /// stamp below it).
+    /// In a reader's statement, two columns: the watermark of what it sees — every change it did
+    /// not see has a stamp at or above the first, or one of the stamps listed (comma-separated)
+    /// in the second.
     const WATERMARK: &'static str;
 }
 
 impl CountsEngine for sqlx::SqliteConnection {
     const BUMP: Option<&'static str> = Some("UPDATE eval_clock SET stamp = stamp + 1");
     const STAMP: &'static str = "(SELECT stamp FROM eval_clock)";
-    const WATERMARK: &'static str = "(SELECT stamp + 1 FROM eval_clock)";
+    const WATERMARK: &'static str = "(SELECT stamp + 1 FROM eval_clock), ''";
 }
 
 /// (The `eval_counts_stamp` trigger of migration 0011 stamps every row the same way, for
@@ -80,7 +82,10 @@ impl CountsEngine for sqlx::SqliteConnection {
 impl CountsEngine for sqlx::PgConnection {
     const BUMP: Option<&'static str> = None;
     const STAMP: &'static str = "pg_current_xact_id()::text::bigint";
-    const WATERMARK: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+    // Not just the oldest running transaction (`pg_snapshot_xmin`): one idle transaction
+    // anywhere in the cluster would then make every read re-read everything written since.
+    const WATERMARK: &'static str = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint, \
+        COALESCE((SELECT string_agg(x::text, ',') FROM pg_snapshot_xip(pg_current_snapshot()) AS x), '')";
 }
 
 /// The [`CountsEngine`] statements of a connection (`&*tx` of a transaction).
@@ -204,8 +209,15 @@ fn counts_sql(sqlite: bool, delta: bool) -> &'static str {
             // The changed subjects are summed whole again (their other days may be in the
             // range too); one statement, so one snapshot for the rows and the watermark.
             let changed = if delta {
-                " AND subject IN (SELECT subject FROM eval_counts \
-                  WHERE kind = $1 AND period BETWEEN $2 AND $3 AND stamp >= $4)"
+                if sqlite {
+                    // ($5 is PostgreSQL's list of running transactions; always empty here.)
+                    " AND subject IN (SELECT subject FROM eval_counts \
+                      WHERE kind = $1 AND period BETWEEN $2 AND $3 AND stamp >= $4) AND $5 = ''"
+                } else {
+                    " AND subject IN (SELECT subject FROM eval_counts \
+                      WHERE kind = $1 AND period BETWEEN $2 AND $3 \
+                      AND (stamp >= $4 OR stamp = ANY(string_to_array(NULLIF($5, ''), ',')::bigint[])))"
+                }
             } else {
                 ""
             };
@@ -240,17 +252,17 @@ fn apply_lines(into: &mut HashMap<String, Tally>, text: &str) -> Result<()> {
 }
 
 /// One period part's counts as a snapshot had them: `generation` (moves at a rebuild) and
-/// `watermark` (no change the snapshot missed has a lower stamp) say how to refresh them.
+/// `watermark` (see [`CountsEngine::WATERMARK`]) say how to refresh them.
 #[derive(Clone)]
 struct KeptPart {
     generation: i64,
-    watermark: i64,
+    watermark: (i64, String),
     tallies: PeriodCounts,
     used: u64,
 }
 
 impl KeptPart {
-    fn parse(generation: i64, watermark: i64, text: Option<&str>) -> Result<KeptPart> {
+    fn parse(generation: i64, watermark: (i64, String), text: Option<&str>) -> Result<KeptPart> {
         let mut tallies = HashMap::new();
         apply_lines(&mut tallies, text.unwrap_or(""))?;
         Ok(KeptPart { generation, watermark, tallies: Arc::new(tallies), used: 0 })
@@ -281,7 +293,7 @@ impl KeptCounts {
         part.used = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
         // A concurrent refresh may have put a part seen later: keep that one.
-        if parts.get(&key).is_some_and(|p| p.generation == part.generation && p.watermark >= part.watermark) {
+        if parts.get(&key).is_some_and(|p| p.generation == part.generation && p.watermark.0 > part.watermark.0) {
             return;
         }
         parts.insert(key, part);
@@ -369,20 +381,21 @@ impl Store {
     async fn counts_part(&self, kind: TallyKind, lo: i32, hi: i32) -> Result<PeriodCounts> {
         let key = (kind, lo, hi);
         let kept = self.kept.get(&key);
-        let read = |since: Option<i64>| async move {
-            let row: (i64, i64, Option<String>) = both!(self, |_w, r, _f| {
+        let read = |since: Option<(i64, String)>| async move {
+            let row: (i64, i64, String, Option<String>) = both!(self, |_w, r, _f| {
                 let sql = counts_sql(self.backend() == "sqlite", since.is_some());
                 let q = sqlx::query_as(sql).bind(kind.as_str()).bind(lo).bind(hi);
                 match since {
-                    Some(wm) => q.bind(wm).fetch_one(r).await?,
+                    Some((floor, running)) => q.bind(floor).bind(running).fetch_one(r).await?,
                     None => q.fetch_one(r).await?,
                 }
             });
-            Ok::<_, StoreError>(row)
+            let (generation, floor, running, text) = row;
+            Ok::<_, StoreError>((generation, (floor, running), text))
         };
         let fresh = match kept {
             Some(mut k) => {
-                let (generation, watermark, text) = read(Some(k.watermark)).await?;
+                let (generation, watermark, text) = read(Some(k.watermark.clone())).await?;
                 if generation == k.generation {
                     if let Some(text) = text.filter(|t| !t.is_empty()) {
                         // Out of the cache while it changes, so it changes in place instead of
