@@ -558,9 +558,6 @@ impl Store {
         let offset = self.utc_offset_minutes();
         const CASES_PER_READ: i64 = 2_000;
         const FLUSH_ROWS: usize = 100_000;
-        let rewrite = "UPDATE cases SET state = $1, department_id = $2, deadline = $3, case_deadline = $4, \
-                       urged = $5, updated_at = $6, version = $7, urgency = $8, data = $9, duplicate_of = $10, \
-                       due_at = $11 WHERE id = $12";
         macro_rules! recount_on {
             ($tx:ident, $locks:expr) => {{
                 for lock in $locks {
@@ -611,18 +608,7 @@ impl Store {
                                     done.rows_drifted += 1;
                                     tracing::warn!(case = id, "case row differed from its log; rewritten from the log");
                                 }
-                                sqlx::query(rewrite)
-                                    .bind(case.state.as_str())
-                                    .bind(case.department_id)
-                                    .bind(case.deadline.map(ms))
-                                    .bind(case.case_deadline.map(ms))
-                                    .bind(case.urged as i64)
-                                    .bind(ms(case.updated_at))
-                                    .bind(case.version as i64)
-                                    .bind(case.urgency.as_str())
-                                    .bind(crate::json(case)?)
-                                    .bind(case.duplicate_of)
-                                    .bind(case.due_at.map(ms))
+                                crate::bind_case_row!(sqlx::query(crate::update_case_sql!()), case)
                                     .bind(id)
                                     .execute(&mut *$tx)
                                     .await?;

@@ -286,6 +286,35 @@ fn fk_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
 }
 
+/// Rewrite a case row from its projection: the columns that follow the case ($1–$11), for the
+/// row `WHERE id = $12` (an action adds its optimistic `AND version = $13`).
+macro_rules! update_case_sql {
+    () => {
+        "UPDATE cases SET state = $1, department_id = $2, deadline = $3, case_deadline = $4, urged = $5, \
+         updated_at = $6, version = $7, urgency = $8, data = $9, duplicate_of = $10, due_at = $11 WHERE id = $12"
+    };
+}
+pub(crate) use update_case_sql;
+
+/// Bind a case's projected columns to [`update_case_sql!`]'s $1–$11.
+macro_rules! bind_case_row {
+    ($q:expr, $case:expr) => {{
+        let c: &citygrid_core::case::Case = $case;
+        $q.bind(c.state.as_str())
+            .bind(c.department_id)
+            .bind(c.deadline.map($crate::ms))
+            .bind(c.case_deadline.map($crate::ms))
+            .bind(c.urged as i64)
+            .bind($crate::ms(c.updated_at))
+            .bind(c.version as i64)
+            .bind(c.urgency.as_str())
+            .bind($crate::json(c)?)
+            .bind(c.duplicate_of)
+            .bind(c.due_at.map($crate::ms))
+    }};
+}
+pub(crate) use bind_case_row;
+
 fn json<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(corrupt)
 }
@@ -1053,9 +1082,7 @@ impl Store {
     where
         F: FnOnce(&Case) -> Result<Event, Refusal> + Send,
     {
-        let update = "UPDATE cases SET state = $1, department_id = $2, deadline = $3, case_deadline = $4, \
-                      urged = $5, updated_at = $6, version = $7, urgency = $8, data = $9, duplicate_of = $12, \
-                      due_at = $13 WHERE id = $10 AND version = $11";
+        let update = concat!(update_case_sql!(), " AND version = $13");
         let offset = self.utc_offset_minutes();
         both!(self, |w, _r, for_update| {
             let mut conn = w.acquire().await?;
@@ -1087,20 +1114,9 @@ impl Store {
                 let Some(next) = citygrid_core::case::project(Some(case.clone()), id, &event) else {
                     return Err(corrupt("event does not follow the case"));
                 };
-                let n = sqlx::query(update)
-                    .bind(next.state.as_str())
-                    .bind(next.department_id)
-                    .bind(next.deadline.map(ms))
-                    .bind(next.case_deadline.map(ms))
-                    .bind(next.urged as i64)
-                    .bind(ms(next.updated_at))
-                    .bind(next.version as i64)
-                    .bind(next.urgency.as_str())
-                    .bind(json(&next)?)
+                let n = bind_case_row!(sqlx::query(update), &next)
                     .bind(id)
                     .bind(case.version as i64)
-                    .bind(next.duplicate_of)
-                    .bind(next.due_at.map(ms))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
