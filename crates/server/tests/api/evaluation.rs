@@ -34,6 +34,23 @@ fn metric(row: &Value, name: &str) -> (f64, i64, i64) {
     (m["value"].as_f64().unwrap(), m["numerator"].as_i64().unwrap(), m["denominator"].as_i64().unwrap())
 }
 
+/// The id of the user a token belongs to, as the evaluation's `subject_id`.
+async fn user_id(app: &TestApp, token: &str) -> String {
+    app.get(token, "/api/v1/auth/me").await.ok(200)["id"].as_i64().unwrap().to_string()
+}
+
+/// The case ids of a drill-down page (`/api/v1/evaluations/cases?{query}`).
+async fn cases_behind(app: &TestApp, token: &str, query: &str) -> Vec<i64> {
+    let page = app.get(token, &format!("/api/v1/evaluations/cases?{query}")).await.ok(200);
+    page["items"].as_array().unwrap().iter().map(|i| i["case_id"].as_i64().unwrap()).collect()
+}
+
+/// One metric of one subject (`/api/v1/evaluations?subject={subject}&period={period}`).
+async fn figure(app: &TestApp, token: &str, subject: &str, id: &str, name: &str, period: &str) -> (f64, i64, i64) {
+    let page = app.get(token, &format!("/api/v1/evaluations?subject={subject}&period={period}")).await.ok(200);
+    metric(row(&page, id), name)
+}
+
 /// A collector's report through the whole loop on Monday morning, on time everywhere, and a
 /// citizen's report of the same spot verified and filed: the figures after each step, the
 /// drill-down, other periods, the collector's missed report, and a rebuild that changes nothing.
@@ -127,24 +144,20 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     assert_eq!(metric(d, "to_dispose"), (1.0, 1, 1));
     assert_eq!(metric(d, "on_time_disposal_rate"), (1.0, 1, 1));
     assert_eq!(metric(d, "closed"), (1.0, 1, 1));
-    let me = |token: &str| {
-        let (app, token) = (&app, token.to_owned());
-        async move { app.get(&token, "/api/v1/auth/me").await.ok(200)["id"].as_i64().unwrap().to_string() }
-    };
     let leaders = app.get(&evaluator, "/api/v1/evaluations?subject=leader&period=2026-09").await.ok(200);
-    let l = row(&leaders, &me(&leader).await);
+    let l = row(&leaders, &user_id(&app, &leader).await);
     assert_eq!(metric(l, "on_time_filing_rate"), (1.0, 2, 2));
     assert_eq!(metric(l, "accurate_filing_rate"), (1.0, 2, 2));
     assert_eq!(metric(l, "on_time_closing_rate"), (1.0, 1, 1));
     assert_eq!(l["score"], 100.0);
     assert_eq!(l["grade"], "A");
     let collectors = app.get(&evaluator, "/api/v1/evaluations?subject=collector&period=2026-09").await.ok(200);
-    let c = row(&collectors, &me(&collector).await);
+    let c = row(&collectors, &user_id(&app, &collector).await);
     assert_eq!(metric(c, "valid_report_rate"), (1.0, 1, 1));
     assert_eq!(metric(c, "on_time_verification_rate"), (1.0, 1, 1));
     assert_eq!(metric(c, "on_time_check_rate"), (1.0, 1, 1));
     // The citizen found what the collector of that area did not: a missed report for them.
-    let collector_id = me(&collector).await;
+    let collector_id = user_id(&app, &collector).await;
     assert_eq!(metric(row(&collectors, &collector_id), "missed_report_rate"), (0.5, 1, 2));
     let others = collectors["rows"].as_array().unwrap().iter().filter(|r| r["subject_id"] != collector_id.as_str());
     assert!(others.into_iter().all(|r| metric(r, "missed_report_rate").2 == 0), "nobody else covers that grid");
@@ -153,19 +166,12 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
         row(&collectors, &collector_id)["metrics"]["missed_report_rate"]["counters"],
         json!(["citizen_confirmed"])
     );
-    let missed = app
-        .get(
-            &evaluator,
-            &format!("/api/v1/evaluations/cases?subject=collector&id={collector_id}&counter=citizen_confirmed&period=2026-09"),
-        )
-        .await
-        .ok(200);
-    let ids: Vec<i64> = missed["items"].as_array().unwrap().iter().map(|i| i["case_id"].as_i64().unwrap()).collect();
-    assert_eq!(ids, vec![id2]);
+    let missed = format!("subject=collector&id={collector_id}&counter=citizen_confirmed&period=2026-09");
+    assert_eq!(cases_behind(&app, &evaluator, &missed).await, vec![id2]);
     let acceptors = app.get(&evaluator, "/api/v1/evaluations?subject=acceptor&period=2026-09").await.ok(200);
-    assert_eq!(metric(row(&acceptors, &me(&acceptor).await), "on_time_acceptance_rate"), (1.0, 2, 2));
+    assert_eq!(metric(row(&acceptors, &user_id(&app, &acceptor).await), "on_time_acceptance_rate"), (1.0, 2, 2));
     let dispatchers = app.get(&evaluator, "/api/v1/evaluations?subject=dispatcher&period=2026-09").await.ok(200);
-    assert_eq!(metric(row(&dispatchers, &me(&dispatcher).await), "accurate_dispatch_rate"), (1.0, 1, 1));
+    assert_eq!(metric(row(&dispatchers, &user_id(&app, &dispatcher).await), "accurate_dispatch_rate"), (1.0, 1, 1));
 
     // Drill down from the street's filings to the two cases.
     let behind = app
@@ -370,52 +376,25 @@ async fn evaluation_dates_by_what_it_judges_across_a_month_end(backend: Backend)
     let due_cases = |month: &'static str| {
         let (app, evaluator) = (&app, evaluator.clone());
         async move {
-            let q =
-                format!("/api/v1/evaluations/cases?subject=region&level=street&id={STREET}&counter=due&period={month}");
-            let page = app.get(&evaluator, &q).await.ok(200);
-            page["items"].as_array().unwrap().iter().map(|i| i["case_id"].as_i64().unwrap()).collect::<Vec<i64>>()
+            let q = format!("subject=region&level=street&id={STREET}&counter=due&period={month}");
+            cases_behind(app, &evaluator, &q).await
         }
     };
     assert_eq!(due_cases("2026-11").await, vec![id]);
     assert_eq!(due_cases("2026-12").await, vec![second], "the returned case's new deadline does not make it due again");
 
-    let me = |token: &str| {
-        let (app, token) = (&app, token.to_owned());
-        async move { app.get(&token, "/api/v1/auth/me").await.ok(200)["id"].as_i64().unwrap().to_string() }
-    };
-    let dispatcher_id = me(&dispatcher).await;
-    let accurate = |month: &'static str| {
-        let (app, evaluator, dispatcher_id) = (&app, evaluator.clone(), dispatcher_id.clone());
-        async move {
-            let page = app.get(&evaluator, &format!("/api/v1/evaluations?subject=dispatcher&period={month}")).await;
-            metric(row(&page.ok(200), &dispatcher_id), "accurate_dispatch_rate")
-        }
-    };
+    let dispatcher_id = user_id(&app, &dispatcher).await;
+    let accurate = |month| figure(&app, &evaluator, "dispatcher", &dispatcher_id, "accurate_dispatch_rate", month);
     // Was (1.0, 1, 1) in November and (0.0, 0, 1) in December when the return was charged on
     // its own day.
     assert_eq!(accurate("2026-11").await, (0.0, 0, 1));
     assert_eq!(accurate("2026-12").await, (1.0, 1, 1));
     // The drill-down finds the returned dispatch in November, where it is charged.
-    let behind = app
-        .get(
-            &evaluator,
-            &format!(
-                "/api/v1/evaluations/cases?subject=dispatcher&id={dispatcher_id}&counter=redispatched&period=2026-11"
-            ),
-        )
-        .await
-        .ok(200);
-    let ids: Vec<i64> = behind["items"].as_array().unwrap().iter().map(|i| i["case_id"].as_i64().unwrap()).collect();
-    assert_eq!(ids, vec![id]);
+    let returned = format!("subject=dispatcher&id={dispatcher_id}&counter=redispatched&period=2026-11");
+    assert_eq!(cases_behind(&app, &evaluator, &returned).await, vec![id]);
 
-    let collector_id = me(&collector).await;
-    let valid = |month: &'static str| {
-        let (app, evaluator, collector_id) = (&app, evaluator.clone(), collector_id.clone());
-        async move {
-            let page = app.get(&evaluator, &format!("/api/v1/evaluations?subject=collector&period={month}")).await;
-            metric(row(&page.ok(200), &collector_id), "valid_report_rate")
-        }
-    };
+    let collector_id = user_id(&app, &collector).await;
+    let valid = |month| figure(&app, &evaluator, "collector", &collector_id, "valid_report_rate", month);
     // The second report (30 November) was filed in December: a November credit. Dated by the
     // filing, November was 1 / 2 and December 1 / 0 (a credit without a report).
     assert_eq!(valid("2026-11").await, (1.0, 2, 2));
@@ -589,13 +568,13 @@ async fn a_running_period_is_due_up_to_today(backend: Backend) {
     let due_day = deadline.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).date();
     assert!(due_day > "2026-09-01".parse().unwrap() && due_day.month() == 9, "due later in September: {due_day}");
     let streets = "/api/v1/evaluations?subject=region&level=street&period=2026-09";
-    let drill = format!("/api/v1/evaluations/cases?subject=region&level=street&id={STREET}&counter=due&period=2026-09");
+    let drill = format!("subject=region&level=street&id={STREET}&counter=due&period=2026-09");
     let due_now = |page: &Value| metric(row(page, STREET), "due_to_close").1;
 
     let page = app.get(&evaluator, streets).await.ok(200);
     assert_eq!(due_now(&page), 0, "not due yet: {}", row(&page, STREET));
     assert_eq!(metric(row(&page, STREET), "closure_rate").2, 0);
-    assert_eq!(app.get(&evaluator, &drill).await.ok(200)["items"], json!([]));
+    assert_eq!(cases_behind(&app, &evaluator, &drill).await, Vec::<i64>::new());
     // A range that ended before today is not running: every deadline in it counts.
     let whole = format!("/api/v1/evaluations?subject=region&level=street&from=2026-08-01&to={due_day}");
     app.set_time(&format!("{} 08:00", due_day.tomorrow().unwrap()));
@@ -607,9 +586,7 @@ async fn a_running_period_is_due_up_to_today(backend: Backend) {
     let page = app.get(&evaluator, streets).await.ok(200);
     assert_eq!(due_now(&page), 1);
     assert_eq!(metric(row(&page, STREET), "closure_rate"), (0.0, 0, 1));
-    let items = app.get(&evaluator, &drill).await.ok(200)["items"].clone();
-    assert_eq!(items.as_array().unwrap().len(), 1);
-    assert_eq!(items[0]["case_id"], id);
+    assert_eq!(cases_behind(&app, &evaluator, &drill).await, vec![id]);
     // Bands expect what the days so far could bring: on the 1st a thirtieth of the month's.
     app.set_time("2026-09-01 18:00");
     let first = app.get(&evaluator, streets).await.ok(200);
