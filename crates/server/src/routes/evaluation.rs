@@ -330,13 +330,17 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
         _ => false,
     };
     let weights = cfg.weights.get(&q.subject).cloned().unwrap_or_default();
+    // A subject's counts for the period and, in a period still running, up to today; one
+    // counter of them (deadline-dated ones from the second).
+    let parts = |id: &str| (counts.get(id), due.as_ref().map(|d| d.get(id)));
+    let value = |(base, upto): (Option<&Tally>, Option<Option<&Tally>>), c: Counter| match upto {
+        Some(upto) if DUE_COUNTERS.contains(&c) => upto.map_or(0, |u| u.get(c)),
+        _ => base.map_or(0, |b| b.get(c)),
+    };
     let tally_of = |id: &str| -> Tally {
-        let mut t = counts.get(id).cloned().unwrap_or_default();
-        if let Some(due) = &due {
-            let upto = due.get(id);
-            for c in DUE_COUNTERS {
-                t.add(c, upto.map_or(0, |u| u.get(c)) - t.get(c));
-            }
+        let (p, mut t) = (parts(id), Tally::default());
+        for &c in Counter::ALL.iter() {
+            t.add(c, value(p, c));
         }
         t
     };
@@ -375,6 +379,13 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
         }
     };
     let area_of = |username: &Option<String>| username.as_ref().and_then(|u| areas.get(u).copied()).unwrap_or_default();
+    let in_scope = |id: &str| prefix.as_deref().is_none_or(|p| id.starts_with(p));
+    // Subjects counted that are listed nowhere (a removed user or region) still show, by id.
+    let unlisted = |known: &dyn Fn(&str) -> bool| -> Vec<EvaluationRow> {
+        let mut ids: Vec<&String> = counts.keys().filter(|k| in_scope(k) && !known(k)).collect();
+        ids.sort();
+        ids.into_iter().map(|id| score_row(id.clone(), id.clone(), tally_of(id), AreaFacts::default(), false)).collect()
+    };
     let rows = match kept {
         // Nothing changed: the same answer.
         Some(k)
@@ -400,14 +411,8 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
                 let area = names.get(r.subject_id.as_str()).map_or_else(AreaFacts::default, |u| area_of(u));
                 // Compared counter by counter: most rows are unchanged, and building each
                 // row's tally to compare it cost more than the comparison.
-                let (base, upto) = (counts.get(&r.subject_id), due.as_ref().map(|d| d.get(&r.subject_id)));
-                let changed = Counter::ALL.iter().any(|&c| {
-                    let now = match upto {
-                        Some(u) if DUE_COUNTERS.contains(&c) => u.map_or(0, |u| u.get(c)),
-                        _ => base.map_or(0, |b| b.get(c)),
-                    };
-                    now != r.basis.tally.get(c)
-                });
+                let p = parts(&r.subject_id);
+                let changed = Counter::ALL.iter().any(|&c| value(p, c) != r.basis.tally.get(c));
                 if changed || area != r.basis.area {
                     let t = tally_of(&r.subject_id);
                     let listed = r.basis.listed;
@@ -416,18 +421,10 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
             }
             // An unlisted subject whose counts went back to nothing leaves, as in a fresh answer.
             all.retain(|r| r.basis.listed || counts.contains_key(&r.subject_id));
-            // Subjects counted that are listed nowhere (a removed user or region) still show.
-            let in_scope = counts.keys().filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p))).count();
-            if seen < in_scope {
+            if seen < counts.keys().filter(|k| in_scope(k)).count() {
                 let known: HashSet<String> = all.iter().map(|r| r.subject_id.clone()).collect();
-                let mut new: Vec<&String> = counts
-                    .keys()
-                    .filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p)) && !known.contains(*k))
-                    .collect();
-                new.sort();
-                for id in new {
-                    all.push(score_row(id.clone(), id.clone(), tally_of(id), AreaFacts::default(), false));
-                }
+                let new = unlisted(&|k| known.contains(k));
+                all.extend(new);
             }
             rank(all);
             rows
@@ -441,14 +438,7 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
                 })
                 .collect();
             let known: HashSet<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
-            let mut unlisted: Vec<&String> = counts
-                .keys()
-                .filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p)) && !known.contains(k.as_str()))
-                .collect();
-            unlisted.sort();
-            for id in unlisted {
-                all.push(score_row(id.clone(), id.clone(), tally_of(id), AreaFacts::default(), false));
-            }
+            all.extend(unlisted(&|k| known.contains(k)));
             rank(&mut all);
             Arc::new(all)
         }
