@@ -215,6 +215,8 @@ async fn serve(app: AppState, listen: &str) -> Result<()> {
     println!("sign-in codes go to: {}", sms.name());
     // The monthly settlement runs by itself from the settlement day on.
     let _scheduler = citygrid_server::routes::money::spawn_scheduler(app.clone());
+    // The journal of evaluation counts changes (PostgreSQL) keeps its last hour.
+    let _pruning = citygrid_server::routes::evaluation::spawn_journal_pruning(app.clone());
     axum::serve(listener, citygrid_server::app(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -11,7 +11,7 @@ use citygrid_core::case::{Case, Event};
 use citygrid_core::evaluation::{contributions, month_key, Contribution, Counter, DayKey, Tally, TallyKind};
 use jiff::civil::Date;
 use jiff::Timestamp;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// One row to add: `tally` to subject (`kind`, `subject`) in `period` (a day or a month key).
@@ -196,35 +196,50 @@ pub type PeriodCounts = Arc<HashMap<String, Tally>>;
 /// The text the counts reads return: `subject:c1,c2,…` per subject, joined by `;`. A city's
 /// grids are 20,000 rows of 31 counters; fetched row by row and value by value through the
 /// driver they cost far more than the read itself.
+///
+/// Each read returns, from the same snapshot: the generation, the watermark, the journal floor
+/// (PostgreSQL: below it the journal was pruned; SQLite: 0) and the text. A delta read (`$4`,
+/// `$5`: a watermark) returns only the subjects changed since: SQLite finds them by the stamps
+/// of the period's rows, PostgreSQL by the journal of changes (migration 0013).
 fn counts_sql(sqlite: bool, delta: bool) -> &'static str {
     static SQL: OnceLock<[String; 4]> = OnceLock::new();
     let all = SQL.get_or_init(|| {
         let line: Vec<String> = Counter::ALL.iter().map(|c| format!("CAST(SUM(c_{}) AS TEXT)", c.as_str())).collect();
         let make = |sqlite: bool, delta: bool| {
-            let (concat, watermark) = if sqlite {
-                ("group_concat", <sqlx::SqliteConnection as CountsEngine>::WATERMARK)
+            let (concat, watermark, journal_floor) = if sqlite {
+                ("group_concat", <sqlx::SqliteConnection as CountsEngine>::WATERMARK, "0")
             } else {
-                ("string_agg", <sqlx::PgConnection as CountsEngine>::WATERMARK)
+                (
+                    "string_agg",
+                    <sqlx::PgConnection as CountsEngine>::WATERMARK,
+                    "(SELECT journal_floor FROM eval_clock)",
+                )
+            };
+            let rows = match (sqlite, delta) {
+                (_, false) => "period BETWEEN $2 AND $3",
+                // ($5 is PostgreSQL's list of running transactions; always empty here.)
+                (true, true) => {
+                    "period BETWEEN $2 AND $3 AND subject IN (SELECT subject FROM eval_counts \
+                     WHERE kind = $1 AND period BETWEEN $2 AND $3 AND stamp >= $4) AND $5 = ''"
+                }
+                // One index probe per (period, changed subject): arrays, not `IN (…)` or a
+                // range, so the plan does not depend on the statistics of the journal. (The
+                // periods of a range are consecutive integers: a few that are no date cost a
+                // probe each.)
+                (false, true) => {
+                    "period = ANY(ARRAY(SELECT generate_series($2, $3))) \
+                     AND subject = ANY(ARRAY(SELECT DISTINCT split_part(k, '|', 3) \
+                     FROM eval_changes, unnest(keys) AS k \
+                     WHERE (xid >= $4 OR xid = ANY(string_to_array(NULLIF($5, ''), ',')::bigint[])) \
+                     AND split_part(k, '|', 1) = $1 AND split_part(k, '|', 2)::integer BETWEEN $2 AND $3))"
+                }
             };
             // The changed subjects are summed whole again (their other days may be in the
             // range too); one statement, so one snapshot for the rows and the watermark.
-            let changed = if delta {
-                if sqlite {
-                    // ($5 is PostgreSQL's list of running transactions; always empty here.)
-                    " AND subject IN (SELECT subject FROM eval_counts \
-                      WHERE kind = $1 AND period BETWEEN $2 AND $3 AND stamp >= $4) AND $5 = ''"
-                } else {
-                    " AND subject IN (SELECT subject FROM eval_counts \
-                      WHERE kind = $1 AND period BETWEEN $2 AND $3 \
-                      AND (stamp >= $4 OR stamp = ANY(string_to_array(NULLIF($5, ''), ',')::bigint[])))"
-                }
-            } else {
-                ""
-            };
             format!(
-                "SELECT (SELECT generation FROM eval_clock), {watermark}, {concat}(line, ';') FROM \
+                "SELECT (SELECT generation FROM eval_clock), {watermark}, {journal_floor}, {concat}(line, ';') FROM \
                  (SELECT subject || ':' || {} AS line FROM eval_counts \
-                 WHERE kind = $1 AND period BETWEEN $2 AND $3{changed} GROUP BY subject) AS t",
+                 WHERE kind = $1 AND {rows} GROUP BY subject) AS t",
                 line.join(" || ',' || ")
             )
         };
@@ -252,20 +267,45 @@ fn apply_lines(into: &mut HashMap<String, Tally>, text: &str) -> Result<()> {
 }
 
 /// One period part's counts as a snapshot had them: `generation` (moves at a rebuild) and
-/// `watermark` (see [`CountsEngine::WATERMARK`]) say how to refresh them.
+/// `watermark` (see [`CountsEngine::WATERMARK`]) say how to refresh them; `version` names this
+/// reading, and `log` what changed between the last few (so a reader of an earlier version
+/// learns which subjects to look at again instead of comparing them all).
 #[derive(Clone)]
 struct KeptPart {
     generation: i64,
     watermark: (i64, String),
     tallies: PeriodCounts,
+    version: u64,
+    /// (an earlier version, the subjects changed from it to the next one), oldest first.
+    log: std::collections::VecDeque<(u64, Arc<Vec<String>>)>,
     used: u64,
 }
 
+/// Versions of a part remembered in its log.
+const LOG_VERSIONS: usize = 32;
+
 impl KeptPart {
-    fn parse(generation: i64, watermark: (i64, String), text: Option<&str>) -> Result<KeptPart> {
+    fn parse(generation: i64, watermark: (i64, String), text: Option<&str>, version: u64) -> Result<KeptPart> {
         let mut tallies = HashMap::new();
         apply_lines(&mut tallies, text.unwrap_or(""))?;
-        Ok(KeptPart { generation, watermark, tallies: Arc::new(tallies), used: 0 })
+        let log = Default::default();
+        Ok(KeptPart { generation, watermark, tallies: Arc::new(tallies), version, log, used: 0 })
+    }
+
+    /// The subjects that may differ between reading `since` and this one; `None` when `since`
+    /// is not one of the versions remembered.
+    fn changed_since(&self, since: u64) -> Option<HashSet<String>> {
+        let mut changed = HashSet::new();
+        if since == self.version {
+            return Some(changed);
+        }
+        for (from, subjects) in self.log.iter().rev() {
+            changed.extend(subjects.iter().cloned());
+            if *from == since {
+                return Some(changed);
+            }
+        }
+        None
     }
 }
 
@@ -275,14 +315,33 @@ impl KeptPart {
 pub(crate) struct KeptCounts {
     parts: Mutex<HashMap<(TallyKind, i32, i32), KeptPart>>,
     tick: std::sync::atomic::AtomicU64,
+    versions: std::sync::atomic::AtomicU64,
 }
 
 /// Subjects kept over all parts: a city's grids for a dozen periods.
 const KEPT_SUBJECTS: usize = 300_000;
 
+/// Which reading of a period's counts (one version per part): compare two with
+/// [`Store::evaluation_counts_since`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CountsVersion(Vec<u64>);
+
+/// A period's counts and what changed since an earlier reading.
+pub struct CountsRead {
+    pub counts: PeriodCounts,
+    pub version: CountsVersion,
+    /// The subjects whose counts may differ from the reading asked about (a superset: a row
+    /// rewritten to the same sums is listed); `None` when that reading is not known any more.
+    pub changed: Option<HashSet<String>>,
+}
+
 impl KeptCounts {
     fn get(&self, key: &(TallyKind, i32, i32)) -> Option<KeptPart> {
         self.parts.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    fn next_version(&self) -> u64 {
+        self.versions.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }
 
     fn take(&self, key: &(TallyKind, i32, i32)) -> Option<KeptPart> {
@@ -347,16 +406,40 @@ impl Store {
     ///
     /// A period is at most three parts (leading days, whole months, trailing days), each kept
     /// in memory after its first read; later reads fetch only the subjects whose rows changed
-    /// since (each row carries its writer's stamp, migration 0011), so asking again for a month
-    /// of 20,000 grids costs a range scan of their stamps, not their 31 counters each.
+    /// since (SQLite: by the stamp each row carries, migration 0011; PostgreSQL: by the journal
+    /// of changes, migration 0013), so asking again for a month of 20,000 grids costs what
+    /// changed, not their 31 counters each.
     pub async fn evaluation_counts(&self, kind: TallyKind, from: Date, to: Date) -> Result<PeriodCounts> {
+        Ok(self.evaluation_counts_since(kind, from, to, None).await?.counts)
+    }
+
+    /// [`Store::evaluation_counts`], with its version and the subjects changed since the
+    /// reading `since` (of the same kind and days) when this handle still knows it.
+    pub async fn evaluation_counts_since(
+        &self,
+        kind: TallyKind,
+        from: Date,
+        to: Date,
+        since: Option<&CountsVersion>,
+    ) -> Result<CountsRead> {
+        let ranges: Vec<(i32, i32)> = period_ranges(from, to).into_iter().filter(|(lo, hi)| lo <= hi).collect();
+        let since = since.filter(|v| v.0.len() == ranges.len());
         let mut parts = Vec::new();
-        for (lo, hi) in period_ranges(from, to) {
-            if lo <= hi {
-                parts.push(self.counts_part(kind, lo, hi).await?);
-            }
+        let mut version = Vec::new();
+        let mut changed = Some(HashSet::new());
+        for (i, (lo, hi)) in ranges.into_iter().enumerate() {
+            let (counts, v, c) = self.counts_part(kind, lo, hi, since.map(|s| s.0[i])).await?;
+            parts.push(counts);
+            version.push(v);
+            changed = match (changed, c) {
+                (Some(mut all), Some(c)) => {
+                    all.extend(c);
+                    Some(all)
+                }
+                _ => None,
+            };
         }
-        Ok(match parts.len() {
+        let counts = match parts.len() {
             0 => PeriodCounts::default(),
             1 => parts.pop().unwrap_or_default(),
             _ => {
@@ -374,15 +457,23 @@ impl Store {
                 sum.retain(|_, t| !t.is_zero());
                 std::sync::Arc::new(sum)
             }
-        })
+        };
+        Ok(CountsRead { counts, version: CountsVersion(version), changed })
     }
 
-    /// One part's counts (`period` in `lo..=hi`), from memory refreshed by what changed since.
-    async fn counts_part(&self, kind: TallyKind, lo: i32, hi: i32) -> Result<PeriodCounts> {
+    /// One part's counts (`period` in `lo..=hi`), from memory refreshed by what changed since;
+    /// with its version and what changed since version `since`.
+    async fn counts_part(
+        &self,
+        kind: TallyKind,
+        lo: i32,
+        hi: i32,
+        since: Option<u64>,
+    ) -> Result<(PeriodCounts, u64, Option<HashSet<String>>)> {
         let key = (kind, lo, hi);
         let kept = self.kept.get(&key);
         let read = |since: Option<(i64, String)>| async move {
-            let row: (i64, i64, String, Option<String>) = both!(self, |_w, r, _f| {
+            let row: (i64, i64, String, i64, Option<String>) = both!(self, |_w, r, _f| {
                 let sql = counts_sql(self.backend() == "sqlite", since.is_some());
                 let q = sqlx::query_as(sql).bind(kind.as_str()).bind(lo).bind(hi);
                 match since {
@@ -390,35 +481,59 @@ impl Store {
                     None => q.fetch_one(r).await?,
                 }
             });
-            let (generation, floor, running, text) = row;
-            Ok::<_, StoreError>((generation, (floor, running), text))
+            let (generation, floor, running, journal_floor, text) = row;
+            Ok::<_, StoreError>((generation, (floor, running), journal_floor, text))
+        };
+        let whole = || async {
+            let (generation, watermark, _, text) = read(None).await?;
+            KeptPart::parse(generation, watermark, text.as_deref(), self.kept.next_version())
         };
         let fresh = match kept {
             Some(mut k) => {
-                let (generation, watermark, text) = read(Some(k.watermark.clone())).await?;
-                if generation == k.generation {
+                let (generation, watermark, journal_floor, text) = read(Some(k.watermark.clone())).await?;
+                // The oldest transaction whose changes the last reading may not have seen.
+                let needed =
+                    k.watermark.1.split(',').filter_map(|x| x.parse::<i64>().ok()).fold(k.watermark.0, i64::min);
+                if generation == k.generation && needed >= journal_floor {
                     if let Some(text) = text.filter(|t| !t.is_empty()) {
                         // Out of the cache while it changes, so it changes in place instead of
                         // copying 20,000 subjects (a reader meanwhile reads the part whole).
                         drop(self.kept.take(&key));
                         apply_lines(Arc::make_mut(&mut k.tallies), &text)?;
+                        let subjects = text.split(';').filter_map(|l| l.split_once(':')).map(|(s, _)| s.to_owned());
+                        k.log.push_back((k.version, Arc::new(subjects.collect())));
+                        if k.log.len() > LOG_VERSIONS {
+                            k.log.pop_front();
+                        }
+                        k.version = self.kept.next_version();
                     }
                     k.watermark = watermark;
                     k
                 } else {
-                    // Rows were deleted or rewritten (a rebuild): read the part whole.
-                    let (generation, watermark, text) = read(None).await?;
-                    KeptPart::parse(generation, watermark, text.as_deref())?
+                    // Rows were deleted or rewritten (a rebuild), or the journal of what
+                    // changed since was pruned: read the part whole.
+                    whole().await?
                 }
             }
-            None => {
-                let (generation, watermark, text) = read(None).await?;
-                KeptPart::parse(generation, watermark, text.as_deref())?
-            }
+            None => whole().await?,
         };
-        let out = fresh.tallies.clone();
+        let out = (fresh.tallies.clone(), fresh.version, since.and_then(|v| fresh.changed_since(v)));
         self.kept.put(key, fresh);
         Ok(out)
+    }
+
+    /// Forget the journal of counts changes (PostgreSQL, migration 0013) older than `keep`: a
+    /// reader that kept counts since before then reads them whole next time. Returns the rows
+    /// pruned. SQLite keeps no journal (its rows carry their stamps): nothing to do.
+    pub async fn prune_evaluation_journal(&self, keep: std::time::Duration) -> Result<u64> {
+        let Inner::Postgres(p) = &*self.inner else { return Ok(0) };
+        let sql = "WITH gone AS (DELETE FROM eval_changes \
+                   WHERE at < now() - $1 * interval '1 millisecond' RETURNING xid), \
+                   floor AS (UPDATE eval_clock SET journal_floor = \
+                   GREATEST(journal_floor, (SELECT max(xid) + 1 FROM gone)) WHERE EXISTS (SELECT 1 FROM gone)) \
+                   SELECT count(*) FROM gone";
+        let n: i64 = sqlx::query_scalar(sql).bind(keep.as_millis() as f64).fetch_one(&p.pool).await?;
+        Ok(n as u64)
     }
 
     /// The counts recomputed from the event log for the days `from..=to`: every case with an

@@ -22,7 +22,7 @@ mod postgres;
 mod services;
 mod sqlite;
 
-pub use evaluation::{period_ranges, CasesBehind, PeriodCounts, Recount};
+pub use evaluation::{period_ranges, CasesBehind, CountsRead, CountsVersion, PeriodCounts, Recount};
 pub use map::{CaseMarker, ComponentFilter, ImportSummary, MapPage, OPEN_STATES};
 pub use money::{EntryDetail, LedgerCtx, LedgerFilter, LedgerRow, Reconciled, Settlement};
 

@@ -2749,7 +2749,8 @@ async fn kept_counts_follow_other_writers(db: Db) {
     let grids =
         db.store.evaluation_tallies(TallyKind::Grid, date("2026-03-01"), date("2026-03-31"), None).await.unwrap();
     assert_eq!(grids.len(), 2, "both grids counted: {grids:?}");
-    // Written by hand, outside the store: the database stamps the row, readers see it.
+    // Written by hand, outside the store: the database stamps (SQLite) or journals (PostgreSQL)
+    // the row, readers see it.
     db.raw_execute("UPDATE eval_counts SET c_reported = c_reported + 5 WHERE kind = 'street' AND period = 202603")
         .await
         .unwrap();
@@ -2791,6 +2792,32 @@ async fn kept_counts_follow_other_writers(db: Db) {
             db.store.evaluation_tallies(TallyKind::Street, date("2026-03-01"), date("2026-03-31"), None).await.unwrap();
         assert!(street.iter().any(|(_, t)| t.get(Counter::Reported) >= 7), "the late commit is seen: {street:?}");
         check("after the late commit").await;
+        // The journal entry of a change this handle has not read yet is pruned: the handle
+        // must notice (the journal floor passed its watermark) and read whole.
+        db.raw_execute("UPDATE eval_counts SET c_reported = c_reported + 11 WHERE kind = 'grid' AND period = 202603")
+            .await
+            .unwrap();
+        assert!(other.prune_evaluation_journal(std::time::Duration::ZERO).await.unwrap() > 0);
+        check("a change whose journal was pruned").await;
+        // A statement of thousands of rows moves the generation instead of journaling thousands
+        // of keys that every reader would then go through.
+        let generation = || async {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let g: i64 = sqlx::query_scalar("SELECT generation FROM eval_clock").fetch_one(&mut c).await.unwrap();
+            let journaled: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM eval_changes").fetch_one(&mut c).await.unwrap();
+            (g, journaled)
+        };
+        let before = generation().await;
+        db.raw_execute(
+            "INSERT INTO eval_counts (kind, period, subject, c_reported) \
+             SELECT 'grid', 202603, 'bulk' || g, 1 FROM generate_series(1, 6000) AS g",
+        )
+        .await
+        .unwrap();
+        let after = generation().await;
+        assert_eq!((after.0, after.1), (before.0 + 1, before.1), "generation moved, nothing journaled");
+        check("a bulk insert").await;
     }
     other.close().await;
 }

@@ -19,7 +19,7 @@ use citygrid_core::evaluation::{
 use citygrid_core::org::{Role, Scope};
 use citygrid_geo::grid::GridIndex;
 use citygrid_geo::layers::AreaLayer;
-use citygrid_store::PeriodCounts;
+use citygrid_store::CountsVersion;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -173,20 +173,69 @@ type RowsKey = (SubjectKind, Option<RegionLevel>, Date, Date, Option<String>, u6
 /// The subjects of an answer in id order: id, (name, username for people).
 type Listed = Vec<(String, (String, Option<String>))>;
 
-/// What an answer was computed from. The same inputs (the same allocations: the store hands out
-/// the same counts while nothing changed) give the same answer; changed counts re-score only
-/// the subjects whose counts changed. Held weakly: a kept answer keeps neither the counts nor
-/// the map alive (and the store can change its counts in place), and a weak pointer keeps its
-/// address from being reused, so the same address is the same value.
+/// Every subject's row of a query, ranked. The rows are kept in subject-id order (a changed
+/// subject is found by binary search, and equal scores rank by position); `order` is the rank
+/// order, which is what [`Ranked::iter`] walks.
+#[derive(Debug, Clone, Default)]
+pub struct Ranked {
+    rows: Vec<EvaluationRow>,
+    order: Vec<u32>,
+}
+
+impl Ranked {
+    /// The rows, best first.
+    pub fn iter(&self) -> impl Iterator<Item = &EvaluationRow> + '_ {
+        self.order.iter().map(|&i| &self.rows[i as usize])
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn find(&self, id: &str) -> Result<usize, usize> {
+        self.rows.binary_search_by(|r| r.subject_id.as_str().cmp(id))
+    }
+
+    /// Active subjects first, then best score, then id; equal (activity, score) share a rank.
+    /// The order is sorted from the previous one (a handful of rows moved, so it is nearly
+    /// sorted) over a compact copy of the keys; the rows themselves never move.
+    fn rank(&mut self) {
+        let keys: Vec<(bool, f64)> = self.rows.iter().map(|r| (r.active, r.score)).collect();
+        if self.order.len() != self.rows.len() {
+            self.order = (0..self.rows.len() as u32).collect();
+        }
+        self.order.sort_by(|&a, &b| {
+            let (ka, kb) = (keys[a as usize], keys[b as usize]);
+            kb.0.cmp(&ka.0).then_with(|| kb.1.total_cmp(&ka.1)).then_with(|| a.cmp(&b))
+        });
+        let mut last: Option<((bool, f64), usize)> = None;
+        for (pos, &i) in self.order.iter().enumerate() {
+            let k = keys[i as usize];
+            let rank = match last {
+                Some((l, rank)) if l == k => rank,
+                _ => pos + 1,
+            };
+            self.rows[i as usize].rank = rank;
+            last = Some((k, rank));
+        }
+    }
+}
+
+/// What an answer was computed from: the same inputs give the same answer; changed counts
+/// re-score only the subjects the store says changed since the versions read.
 struct KeptAnswer {
     map: std::sync::Weak<MapIndexes>,
     /// The subjects listed (their ids and names): from the map for regions, from the users and
     /// departments otherwise.
     listed: Arc<Listed>,
-    counts: std::sync::Weak<HashMap<String, Tally>>,
-    due: Option<std::sync::Weak<HashMap<String, Tally>>>,
+    counts: CountsVersion,
+    due: Option<CountsVersion>,
     areas: Arc<HashMap<String, AreaFacts>>,
-    rows: Arc<Vec<EvaluationRow>>,
+    answer: Arc<Ranked>,
     used: u64,
 }
 
@@ -220,7 +269,7 @@ impl EvalCache {
         answer.used = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut all = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         all.insert(key.clone(), answer);
-        while all.values().map(|a| a.rows.len()).sum::<usize>() > KEPT_ROWS && all.len() > 1 {
+        while all.values().map(|a| a.answer.len()).sum::<usize>() > KEPT_ROWS && all.len() > 1 {
             let Some(oldest) =
                 all.iter().filter(|(k, _)| **k != key).min_by_key(|(_, a)| a.used).map(|(k, _)| k.clone())
             else {
@@ -252,6 +301,26 @@ impl EvalCache {
     }
 }
 
+/// How long the journal of counts changes is kept: a reader that has not refreshed a period
+/// for longer reads it whole (a few hundred milliseconds for a month of grids).
+pub const JOURNAL_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Prune the journal of counts changes every ten minutes (see
+/// `Store::prune_evaluation_journal`; nothing to do on SQLite).
+pub fn spawn_journal_pruning(app: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match app.store.prune_evaluation_journal(JOURNAL_KEPT).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "evaluation journal pruned"),
+                Err(e) => tracing::error!(error = %e, "pruning the evaluation journal failed; retrying in ten minutes"),
+            }
+        }
+    })
+}
+
 /// The city's local date now.
 fn today(app: &AppState) -> ApiResult<Date> {
     let (y, m, d) = citygrid_core::reward::local_day(app.now(), app.calendar().utc_offset_minutes());
@@ -264,14 +333,14 @@ const DUE_COUNTERS: [Counter; 3] = [Counter::Due, Counter::DueClosed, Counter::D
 /// Every subject of the query with its metrics, score, grade and rank, best first. No access
 /// check: callers check who may ask (see [`list_evaluations`]).
 pub async fn evaluate(app: &AppState, q: &EvalQuery) -> ApiResult<Vec<EvaluationRow>> {
-    Ok(evaluate_shared(app, q).await?.as_ref().clone())
+    Ok(evaluate_shared(app, q).await?.iter().cloned().collect())
 }
 
 /// [`evaluate`] without copying the rows: the answer as kept (see [`EvalCache`]).
 ///
 /// A period still running counts as due only the deadlines up to today: a case due next week
 /// is not yet a closure the region failed.
-pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec<EvaluationRow>>> {
+pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Ranked>> {
     let (cfg, cfg_text) = config_and_text(app).await?;
     let level = match q.subject {
         SubjectKind::Region => Some(q.level.unwrap_or(RegionLevel::Street)),
@@ -285,22 +354,7 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
         _ => p.as_str().to_owned(),
     });
     let prefix = prefix.filter(|_| q.subject == SubjectKind::Region);
-    let counts = app.store.evaluation_counts(kind, q.from, q.to).await?;
     let today = today(app)?;
-    let due = if q.to > today {
-        Some(if today >= q.from {
-            app.store.evaluation_counts(kind, q.from, today).await?
-        } else {
-            // One empty set for every period still to come (the same value, so kept answers
-            // of such periods are reused).
-            static NOTHING: std::sync::OnceLock<PeriodCounts> = std::sync::OnceLock::new();
-            NOTHING.get_or_init(PeriodCounts::default).clone()
-        })
-    } else {
-        None
-    };
-    let areas =
-        Arc::new(if q.subject == SubjectKind::Collector { collector_areas(app, q).await? } else { HashMap::new() });
     // Bands expect what the days so far could bring in a period still running.
     let days = (q.to.min(today).max(q.from) - q.from).get_days() as i64 + 1;
     let key: RowsKey = {
@@ -309,8 +363,18 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
         cfg_text.hash(&mut h);
         (q.subject, level, q.from, q.to, prefix.clone(), h.finish(), days)
     };
-    let map = app.map();
     let kept = app.eval_cache.take(&key);
+    let counts = app.store.evaluation_counts_since(kind, q.from, q.to, kept.as_ref().map(|k| &k.counts)).await?;
+    // (A period wholly to come reads no days: nothing due yet.)
+    let due = match q.to > today {
+        true => Some(
+            app.store.evaluation_counts_since(kind, q.from, today, kept.as_ref().and_then(|k| k.due.as_ref())).await?,
+        ),
+        false => None,
+    };
+    let areas =
+        Arc::new(if q.subject == SubjectKind::Collector { collector_areas(app, q).await? } else { HashMap::new() });
+    let map = app.map();
     // Regions are listed from the map (the same while the map is); the others from the users
     // and departments, read again each time (a few hundred).
     let listed = match (&kept, q.subject) {
@@ -324,15 +388,18 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
             }
         }
     };
-    let same = |a: &Option<std::sync::Weak<HashMap<String, Tally>>>, b: &Option<PeriodCounts>| match (a, b) {
-        (Some(a), Some(b)) => std::ptr::eq(a.as_ptr(), Arc::as_ptr(b)),
-        (None, None) => true,
-        _ => false,
+    // The subjects whose counts may have changed since the kept answer (None: unknown).
+    let changed: Option<HashSet<&str>> = match (&kept, &counts.changed, &due) {
+        (Some(k), Some(c), None) if k.due.is_none() => Some(c.iter().map(String::as_str).collect()),
+        (Some(k), Some(c), Some(d)) if k.due.is_some() => {
+            d.changed.as_ref().map(|d| c.iter().chain(d.iter()).map(String::as_str).collect())
+        }
+        _ => None,
     };
     let weights = cfg.weights.get(&q.subject).cloned().unwrap_or_default();
     // A subject's counts for the period and, in a period still running, up to today; one
     // counter of them (deadline-dated ones from the second).
-    let parts = |id: &str| (counts.get(id), due.as_ref().map(|d| d.get(id)));
+    let parts = |id: &str| (counts.counts.get(id), due.as_ref().map(|d| d.counts.get(id)));
     let value = |(base, upto): (Option<&Tally>, Option<Option<&Tally>>), c: Counter| match upto {
         Some(upto) if DUE_COUNTERS.contains(&c) => upto.map_or(0, |u| u.get(c)),
         _ => base.map_or(0, |b| b.get(c)),
@@ -378,107 +445,123 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Vec
             basis: Basis { tally: t, area, listed },
         }
     };
-    let area_of = |username: &Option<String>| username.as_ref().and_then(|u| areas.get(u).copied()).unwrap_or_default();
-    let in_scope = |id: &str| prefix.as_deref().is_none_or(|p| id.starts_with(p));
-    // Subjects counted that are listed nowhere (a removed user or region) still show, by id.
-    let unlisted = |known: &dyn Fn(&str) -> bool| -> Vec<EvaluationRow> {
-        let mut ids: Vec<&String> = counts.keys().filter(|k| in_scope(k) && !known(k)).collect();
-        ids.sort();
-        ids.into_iter().map(|id| score_row(id.clone(), id.clone(), tally_of(id), AreaFacts::default(), false)).collect()
+    let usernames: HashMap<&str, &Option<String>> = if q.subject == SubjectKind::Collector {
+        listed.iter().map(|(id, (_, u))| (id.as_str(), u)).collect()
+    } else {
+        HashMap::new()
     };
-    let rows = match kept {
-        // Nothing changed: the same answer.
-        Some(k)
-            if Arc::ptr_eq(&k.listed, &listed)
-                && std::ptr::eq(k.counts.as_ptr(), Arc::as_ptr(&counts))
-                && same(&k.due, &due)
-                && *k.areas == *areas =>
-        {
-            k.rows
+    let area_of =
+        |id: &str| usernames.get(id).and_then(|u| u.as_ref()).and_then(|u| areas.get(u).copied()).unwrap_or_default();
+    let in_scope = |id: &str| prefix.as_deref().is_none_or(|p| id.starts_with(p));
+    // Re-score a kept row if what it was scored from changed; whether it did.
+    let refresh = |r: &mut EvaluationRow| -> bool {
+        let area = area_of(&r.subject_id);
+        // Compared counter by counter: building the tally to compare it costs more.
+        let p = parts(&r.subject_id);
+        let changed = area != r.basis.area || Counter::ALL.iter().any(|&c| value(p, c) != r.basis.tally.get(c));
+        if changed {
+            let t = tally_of(&r.subject_id);
+            let listed = r.basis.listed;
+            *r = score_row(std::mem::take(&mut r.subject_id), std::mem::take(&mut r.name), t, area, listed);
         }
-        // The same subjects, some counts changed: re-score those.
+        changed
+    };
+    // Subjects counted that are listed nowhere (a removed user or region) still show, by id.
+    let unlisted_row = |id: &str| score_row(id.to_owned(), id.to_owned(), tally_of(id), AreaFacts::default(), false);
+    let answer = match kept {
+        // The same subjects: re-score the rows whose inputs changed.
         Some(k) if Arc::ptr_eq(&k.listed, &listed) => {
-            let mut rows = k.rows;
-            let names: HashMap<&str, &Option<String>> = if q.subject == SubjectKind::Collector {
-                listed.iter().map(|(id, (_, u))| (id.as_str(), u)).collect()
-            } else {
-                HashMap::new()
-            };
-            let all = Arc::make_mut(&mut rows);
-            let mut seen = 0;
-            for r in all.iter_mut() {
-                seen += usize::from(counts.contains_key(&r.subject_id));
-                let area = names.get(r.subject_id.as_str()).map_or_else(AreaFacts::default, |u| area_of(u));
-                // Compared counter by counter: most rows are unchanged, and building each
-                // row's tally to compare it cost more than the comparison.
-                let p = parts(&r.subject_id);
-                let changed = Counter::ALL.iter().any(|&c| value(p, c) != r.basis.tally.get(c));
-                if changed || area != r.basis.area {
-                    let t = tally_of(&r.subject_id);
-                    let listed = r.basis.listed;
-                    *r = score_row(std::mem::take(&mut r.subject_id), std::mem::take(&mut r.name), t, area, listed);
+            let mut answer = k.answer;
+            let areas_changed = *k.areas != *areas;
+            let nothing = changed.as_ref().is_some_and(|c| c.is_empty()) && !areas_changed;
+            if !nothing {
+                let all = Arc::make_mut(&mut answer);
+                let mut moved = false;
+                let mut dirty = false;
+                match &changed {
+                    // The store says which subjects changed: look at those only (and at every
+                    // collector when the areas' figures moved; a few hundred).
+                    Some(ids) => {
+                        if areas_changed {
+                            for r in all.rows.iter_mut() {
+                                dirty |= refresh(r);
+                            }
+                        }
+                        for id in ids.iter().filter(|id| in_scope(id)) {
+                            match all.find(id) {
+                                Ok(i) if !all.rows[i].basis.listed && !counts.counts.contains_key(*id) => {
+                                    // An unlisted subject whose counts went back to nothing
+                                    // leaves, as in a fresh answer.
+                                    all.rows.remove(i);
+                                    moved = true;
+                                }
+                                Ok(i) => dirty |= refresh(&mut all.rows[i]),
+                                Err(i) if counts.counts.contains_key(*id) => {
+                                    all.rows.insert(i, unlisted_row(id));
+                                    moved = true;
+                                }
+                                Err(_) => {}
+                            }
+                        }
+                    }
+                    // Unknown: compare every row.
+                    None => {
+                        for r in all.rows.iter_mut() {
+                            dirty |= refresh(r);
+                        }
+                        let before = all.rows.len();
+                        all.rows.retain(|r| r.basis.listed || counts.counts.contains_key(&r.subject_id));
+                        let mut new: Vec<EvaluationRow> = counts
+                            .counts
+                            .keys()
+                            .filter(|id| in_scope(id) && all.find(id).is_err())
+                            .map(|id| unlisted_row(id))
+                            .collect();
+                        if before != all.rows.len() || !new.is_empty() {
+                            all.rows.append(&mut new);
+                            all.rows.sort_by(|a, b| a.subject_id.cmp(&b.subject_id));
+                            moved = true;
+                        }
+                    }
+                }
+                if moved {
+                    all.order.clear();
+                }
+                if moved || dirty {
+                    all.rank();
                 }
             }
-            // An unlisted subject whose counts went back to nothing leaves, as in a fresh answer.
-            all.retain(|r| r.basis.listed || counts.contains_key(&r.subject_id));
-            if seen < counts.keys().filter(|k| in_scope(k)).count() {
-                let known: HashSet<String> = all.iter().map(|r| r.subject_id.clone()).collect();
-                let new = unlisted(&|k| known.contains(k));
-                all.extend(new);
-            }
-            rank(all);
-            rows
+            answer
         }
         // First ask, or the subjects changed: score them all.
         _ => {
-            let mut all: Vec<EvaluationRow> = listed
+            let mut rows: Vec<EvaluationRow> = listed
                 .iter()
-                .map(|(id, (name, username))| {
-                    score_row(id.clone(), name.clone(), tally_of(id), area_of(username), true)
-                })
+                .map(|(id, (name, _))| score_row(id.clone(), name.clone(), tally_of(id), area_of(id), true))
                 .collect();
             let known: HashSet<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
-            all.extend(unlisted(&|k| known.contains(k)));
-            rank(&mut all);
-            Arc::new(all)
+            let new: Vec<&String> =
+                counts.counts.keys().filter(|id| in_scope(id) && !known.contains(id.as_str())).collect();
+            if !new.is_empty() {
+                rows.extend(new.into_iter().map(|id| unlisted_row(id)));
+                rows.sort_by(|a, b| a.subject_id.cmp(&b.subject_id));
+            }
+            let mut answer = Ranked { rows, order: Vec::new() };
+            answer.rank();
+            Arc::new(answer)
         }
     };
-    let answer = KeptAnswer {
+    let kept = KeptAnswer {
         map: Arc::downgrade(&map),
         listed,
-        counts: Arc::downgrade(&counts),
-        due: due.as_ref().map(Arc::downgrade),
+        counts: counts.version,
+        due: due.map(|d| d.version),
         areas,
-        rows: rows.clone(),
+        answer: answer.clone(),
         used: 0,
     };
-    app.eval_cache.put(key, answer);
-    Ok(rows)
-}
-
-/// Active subjects first, then best score, then id; equal (activity, score) share a rank.
-///
-/// The order is sorted as indices and the rows moved once: a row is a few hundred bytes, and
-/// sorting 20,000 of them in place (a handful re-scored, so many short runs to merge) moved
-/// megabytes per ask.
-fn rank(rows: &mut Vec<EvaluationRow>) {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (a, b) = (&rows[a], &rows[b]);
-        b.active.cmp(&a.active).then_with(|| b.score.total_cmp(&a.score)).then_with(|| a.subject_id.cmp(&b.subject_id))
-    });
-    if order.windows(2).any(|w| w[0] > w[1]) {
-        let mut slots: Vec<Option<EvaluationRow>> = std::mem::take(rows).into_iter().map(Some).collect();
-        *rows = order.iter().filter_map(|&i| slots[i].take()).collect();
-    }
-    let mut last: Option<(bool, f64, usize)> = None;
-    for (i, r) in rows.iter_mut().enumerate() {
-        r.rank = match last {
-            Some((active, s, rank)) if active == r.active && s == r.score => rank,
-            _ => i + 1,
-        };
-        last = Some((r.active, r.score, r.rank));
-    }
+    app.eval_cache.put(key, kept);
+    Ok(answer)
 }
 
 async fn subjects(
@@ -754,7 +837,7 @@ pub async fn evaluate_for(app: &AppState, auth: &Auth, q: &EvalQuery) -> ApiResu
     let rows = evaluate_shared(app, q).await?;
     Ok(match visible_filter(app, auth).await? {
         Some(allowed) => rows.iter().filter(|r| allowed.contains(&r.subject_id)).cloned().collect(),
-        None => rows.as_ref().clone(),
+        None => rows.iter().cloned().collect(),
     })
 }
 
