@@ -77,8 +77,9 @@ impl CountsEngine for sqlx::SqliteConnection {
     const WATERMARK: &'static str = "(SELECT stamp + 1 FROM eval_clock), ''";
 }
 
-/// (The `eval_counts_stamp` trigger of migration 0011 stamps every row the same way, for
-/// writers that do not.)
+/// Readers find what changed by the journal of migration 0013 (`eval_changes`, one row per
+/// counting statement, keyed by the transaction id, written by triggers for every writer); the
+/// rows' stamp is written for a person looking at a row, not read.
 impl CountsEngine for sqlx::PgConnection {
     const BUMP: Option<&'static str> = None;
     const STAMP: &'static str = "pg_current_xact_id()::text::bigint";

@@ -2294,6 +2294,7 @@ conformance!(
     evaluation_counts_a_loop_by_hand,
     upgrade_rewrites_old_case_rows_and_recounts,
     kept_counts_follow_other_writers,
+    counts_say_what_changed_since_a_reading,
 );
 
 /// A verified citizen report of exposed garbage by a citizen with a proven phone.
@@ -2819,5 +2820,46 @@ async fn kept_counts_follow_other_writers(db: Db) {
         assert_eq!((after.0, after.1), (before.0 + 1, before.1), "generation moved, nothing journaled");
         check("a bulk insert").await;
     }
+    other.close().await;
+}
+
+/// `evaluation_counts_since` names the subjects changed since an earlier reading (what a kept
+/// answer re-scores), across several refreshes, and says "unknown" when it cannot.
+async fn counts_say_what_changed_since_a_reading(db: Db) {
+    use citygrid_store::CountsVersion;
+    use std::collections::HashSet;
+    let w = world(&db).await;
+    let read = |since: Option<CountsVersion>| {
+        let store = db.store.clone();
+        async move {
+            let (from, to) = (date("2026-03-01"), date("2026-03-31"));
+            store.evaluation_counts_since(TallyKind::Grid, from, to, since.as_ref()).await.unwrap()
+        }
+    };
+    let set = |ids: &[&str]| Some(ids.iter().map(|s| s.to_string()).collect::<HashSet<String>>());
+    let first = read(None).await;
+    assert!(first.changed.is_none(), "no earlier reading: unknown");
+    let again = read(Some(first.version.clone())).await;
+    assert_eq!((again.changed, &again.version), (set(&[]), &first.version), "nothing changed");
+    create(&db, &w, t0(), &Spec::garbage(G1)).await;
+    let one = read(Some(first.version.clone())).await;
+    assert_eq!(one.changed, set(&[G1]));
+    assert_ne!(one.version, first.version);
+    // Written by another handle, read after one more refresh: both refreshes are named.
+    let other = Store::connect(&db.url).await.unwrap();
+    create(&Db { store: other.clone(), ..db.clone() }, &w, mins(t0(), 60), &Spec::garbage(G3)).await;
+    let two = read(Some(one.version.clone())).await;
+    assert_eq!(two.changed, set(&[G3]));
+    assert_eq!(read(Some(first.version.clone())).await.changed, set(&[G1, G3]), "two refreshes back");
+    // Another period's shape (three parts, not one) is not a reading of this one.
+    let wide = db
+        .store
+        .evaluation_counts_since(TallyKind::Grid, date("2026-02-20"), date("2026-04-30"), Some(&two.version))
+        .await
+        .unwrap();
+    assert!(wide.changed.is_none());
+    // A rebuild rewrites every row: nothing is known about what changed.
+    other.rebuild_evaluation(&|_| {}).await.unwrap();
+    assert!(read(Some(two.version.clone())).await.changed.is_none(), "after a rebuild elsewhere");
     other.close().await;
 }
