@@ -57,9 +57,10 @@ pub(crate) fn merge_rows(rows: Vec<CountRow>) -> Vec<CountRow> {
 pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
 /// How each engine stamps the counts rows a transaction changes (migration 0011): SQLite takes
-/// the next value of its one-row clock (one writer, so stamps follow commit order); PostgreSQL
-/// uses the transaction id, which readers compare with their snapshot (the transactions it saw
-/// running and the first it did not know).
+/// the next value of its one-row clock (one writer, so stamps follow commit order), and readers
+/// find changed rows by it; PostgreSQL writes the transaction id, and readers find changed rows
+/// by the journal of migration 0013, keyed by the same ids, compared with their snapshot (the
+/// transactions it saw running and the first it did not know).
 pub(crate) trait CountsEngine {
     /// Run once per counting transaction before its rows are written, if the engine needs it.
     const BUMP: Option<&'static str>;
@@ -77,9 +78,10 @@ impl CountsEngine for sqlx::SqliteConnection {
     const WATERMARK: &'static str = "(SELECT stamp + 1 FROM eval_clock), ''";
 }
 
-/// Readers find what changed by the journal of migration 0013 (`eval_changes`, one row per
-/// counting statement, keyed by the transaction id, written by triggers for every writer); the
-/// rows' stamp is written for a person looking at a row, not read.
+/// Readers of this version find what changed by the journal of migration 0013 (`eval_changes`,
+/// written by statement triggers for every writer, keyed by the transaction id); the rows'
+/// stamp is still written because a server of the version before reads it during a rolling
+/// upgrade.
 impl CountsEngine for sqlx::PgConnection {
     const BUMP: Option<&'static str> = None;
     const STAMP: &'static str = "pg_current_xact_id()::text::bigint";
@@ -176,6 +178,28 @@ pub fn period_ranges(from: Date, to: Date) -> [(i32, i32); 3] {
     [lead, months, trail]
 }
 
+/// Every period key of `lo..=hi`: the days of a day range (yyyymmdd), the months of a month
+/// range (yyyymm).
+fn period_keys(lo: i32, hi: i32) -> Vec<i32> {
+    let mut keys = Vec::new();
+    let mut k = lo;
+    while k <= hi {
+        keys.push(k);
+        k = if k > 999_999 {
+            let (y, m, d) = (k / 10_000, k / 100 % 100, k % 100);
+            match Date::new(y as i16, m as i8, d as i8).ok().and_then(|d| d.tomorrow().ok()) {
+                Some(next) => key(next),
+                None => break,
+            }
+        } else if k % 100 >= 12 {
+            (k / 100 + 1) * 100 + 1
+        } else {
+            k + 1
+        };
+    }
+    keys
+}
+
 /// The local midnight starting `d`, as a timestamp, at `offset_minutes` east of UTC.
 fn local_midnight(d: Date, offset_minutes: i32) -> Result<Timestamp> {
     let off = jiff::tz::Offset::from_seconds(offset_minutes * 60).map_err(corrupt)?;
@@ -223,15 +247,16 @@ fn counts_sql(sqlite: bool, delta: bool) -> &'static str {
                     "period BETWEEN $2 AND $3 AND subject IN (SELECT subject FROM eval_counts \
                      WHERE kind = $1 AND period BETWEEN $2 AND $3 AND stamp >= $4) AND $5 = ''"
                 }
-                // One index probe per (period, changed subject): arrays, not `IN (…)` or a
-                // range, so the plan does not depend on the statistics of the journal. (The
-                // periods of a range are consecutive integers: a few that are no date cost a
-                // probe each.)
+                // One index probe per (period, changed subject): arrays (`$6` every day or
+                // month key of the range), not `IN (…)` or a range, so the plan does not depend
+                // on the statistics of the journal.
+                // (The journal is not walked when the generation moved: the caller reads whole.)
                 (false, true) => {
-                    "period = ANY(ARRAY(SELECT generate_series($2, $3))) \
+                    "period = ANY($6) \
                      AND subject = ANY(ARRAY(SELECT DISTINCT split_part(k, '|', 3) \
                      FROM eval_changes, unnest(keys) AS k \
                      WHERE (xid >= $4 OR xid = ANY(string_to_array(NULLIF($5, ''), ',')::bigint[])) \
+                     AND (SELECT generation FROM eval_clock) = $7 \
                      AND split_part(k, '|', 1) = $1 AND split_part(k, '|', 2)::integer BETWEEN $2 AND $3))"
                 }
             };
@@ -316,7 +341,6 @@ impl KeptPart {
 pub(crate) struct KeptCounts {
     parts: Mutex<HashMap<(TallyKind, i32, i32), KeptPart>>,
     tick: std::sync::atomic::AtomicU64,
-    versions: std::sync::atomic::AtomicU64,
 }
 
 /// Subjects kept over all parts: a city's grids for a dozen periods.
@@ -341,8 +365,11 @@ impl KeptCounts {
         self.parts.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
     }
 
+    /// Unique in the process (not only in this handle): a version shown to another handle
+    /// matches none of its own.
     fn next_version(&self) -> u64 {
-        self.versions.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+        static VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }
 
     fn take(&self, key: &(TallyKind, i32, i32)) -> Option<KeptPart> {
@@ -427,7 +454,7 @@ impl Store {
         let since = since.filter(|v| v.0.len() == ranges.len());
         let mut parts = Vec::new();
         let mut version = Vec::new();
-        let mut changed = Some(HashSet::new());
+        let mut changed = since.map(|_| HashSet::new());
         for (i, (lo, hi)) in ranges.into_iter().enumerate() {
             let (counts, v, c) = self.counts_part(kind, lo, hi, since.map(|s| s.0[i])).await?;
             parts.push(counts);
@@ -473,15 +500,26 @@ impl Store {
     ) -> Result<(PeriodCounts, u64, Option<HashSet<String>>)> {
         let key = (kind, lo, hi);
         let kept = self.kept.get(&key);
-        let read = |since: Option<(i64, String)>| async move {
-            let row: (i64, i64, String, i64, Option<String>) = both!(self, |_w, r, _f| {
-                let sql = counts_sql(self.backend() == "sqlite", since.is_some());
-                let q = sqlx::query_as(sql).bind(kind.as_str()).bind(lo).bind(hi);
-                match since {
-                    Some((floor, running)) => q.bind(floor).bind(running).fetch_one(r).await?,
-                    None => q.fetch_one(r).await?,
+        let read = |since: Option<(i64, String, i64)>| async move {
+            let row: (i64, i64, String, i64, Option<String>) = match &*self.inner {
+                Inner::Sqlite(p) => {
+                    let q = sqlx::query_as(counts_sql(true, since.is_some())).bind(kind.as_str()).bind(lo).bind(hi);
+                    match since {
+                        Some((floor, running, _)) => q.bind(floor).bind(running).fetch_one(&p.read).await?,
+                        None => q.fetch_one(&p.read).await?,
+                    }
                 }
-            });
+                Inner::Postgres(p) => {
+                    let q = sqlx::query_as(counts_sql(false, since.is_some())).bind(kind.as_str()).bind(lo).bind(hi);
+                    match since {
+                        Some((floor, running, generation)) => {
+                            let q = q.bind(floor).bind(running).bind(period_keys(lo, hi)).bind(generation);
+                            q.fetch_one(&p.pool).await?
+                        }
+                        None => q.fetch_one(&p.pool).await?,
+                    }
+                }
+            };
             let (generation, floor, running, journal_floor, text) = row;
             Ok::<_, StoreError>((generation, (floor, running), journal_floor, text))
         };
@@ -491,7 +529,8 @@ impl Store {
         };
         let fresh = match kept {
             Some(mut k) => {
-                let (generation, watermark, journal_floor, text) = read(Some(k.watermark.clone())).await?;
+                let since = (k.watermark.0, k.watermark.1.clone(), k.generation);
+                let (generation, watermark, journal_floor, text) = read(Some(since)).await?;
                 // The oldest transaction whose changes the last reading may not have seen.
                 let needed =
                     k.watermark.1.split(',').filter_map(|x| x.parse::<i64>().ok()).fold(k.watermark.0, i64::min);
@@ -528,8 +567,11 @@ impl Store {
     /// pruned. SQLite keeps no journal (its rows carry their stamps): nothing to do.
     pub async fn prune_evaluation_journal(&self, keep: std::time::Duration) -> Result<u64> {
         let Inner::Postgres(p) = &*self.inner else { return Ok(0) };
+        // Only below the oldest transaction still running: a reader keeps that one in its list
+        // (it may still commit changes), and must not find the floor above it.
         let sql = "WITH gone AS (DELETE FROM eval_changes \
-                   WHERE at < now() - $1 * interval '1 millisecond' RETURNING xid), \
+                   WHERE at < now() - $1 * interval '1 millisecond' \
+                   AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint RETURNING xid), \
                    floor AS (UPDATE eval_clock SET journal_floor = \
                    GREATEST(journal_floor, (SELECT max(xid) + 1 FROM gone)) WHERE EXISTS (SELECT 1 FROM gone)) \
                    SELECT count(*) FROM gone";
@@ -773,6 +815,11 @@ impl Store {
                     &["LOCK TABLE eval_counts IN EXCLUSIVE MODE"]
                 };
                 let done = recount_on!(tx, locks.iter().copied());
+                // Every row was rewritten and the generation moved (the delete's trigger): no
+                // reader needs its journal, and thousands of keys would only slow their reads.
+                sqlx::query("DELETE FROM eval_changes WHERE xid = pg_current_xact_id()::text::bigint")
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 self.kept.clear();
                 Ok(done)

@@ -2714,8 +2714,8 @@ async fn fresh_counts(
 /// The counts a handle keeps in memory follow every write — its own, another handle's (another
 /// process, another server), a rebuild — for a month, a day range and a range across months;
 /// and on PostgreSQL a transaction that began before a read but committed after it is not
-/// missed (the watermark is the snapshot's oldest running transaction, not the newest stamp
-/// seen).
+/// missed (the watermark keeps the transactions the snapshot saw running), a pruned journal
+/// makes a reader read whole, and an idle transaction does not.
 async fn kept_counts_follow_other_writers(db: Db) {
     let w = world(&db).await;
     let other = Store::connect(&db.url).await.unwrap();
@@ -2756,6 +2756,13 @@ async fn kept_counts_follow_other_writers(db: Db) {
         .await
         .unwrap();
     check("changed by hand").await;
+    // A row moved to another subject by hand: both subjects' sums change.
+    db.raw_execute(&format!(
+        "UPDATE eval_counts SET subject = 'moved by hand' WHERE kind = 'grid' AND period = 202603 AND subject = '{G1}'"
+    ))
+    .await
+    .unwrap();
+    check("a row moved to another subject by hand").await;
     // A row the log does not back (drift), seen here; a rebuild elsewhere deletes it: only the
     // generation tells this handle.
     db.raw_execute(&format!(
@@ -2780,19 +2787,36 @@ async fn kept_counts_follow_other_writers(db: Db) {
         sqlx::query("SELECT pg_current_xact_id()").execute(&mut t1).await.unwrap();
         act(&on_other, &w, a.id, &w.collector, Action::Check, checked(true), mins(t0(), 70)).await.unwrap();
         check("checked while another transaction runs").await;
-        sqlx::query(
-            "UPDATE eval_counts SET c_reported = c_reported + 7, stamp = pg_current_xact_id()::text::bigint \
-             WHERE kind = 'street' AND period = 202603",
-        )
-        .execute(&mut t1)
-        .await
-        .unwrap();
+        sqlx::query("UPDATE eval_counts SET c_reported = c_reported + 7 WHERE kind = 'street' AND period = 202603")
+            .execute(&mut t1)
+            .await
+            .unwrap();
         sqlx::query("COMMIT").execute(&mut t1).await.unwrap();
         t1.close().await.unwrap();
         let street =
             db.store.evaluation_tallies(TallyKind::Street, date("2026-03-01"), date("2026-03-31"), None).await.unwrap();
         assert!(street.iter().any(|(_, t)| t.get(Counter::Reported) >= 7), "the late commit is seen: {street:?}");
         check("after the late commit").await;
+        // A transaction left idle holds the journal's pruning below it: readers keep reading
+        // only what changed (not the whole period at every ask).
+        let march = || db.store.evaluation_counts_since(TallyKind::Grid, date("2026-03-01"), date("2026-03-31"), None);
+        let mut idle = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut idle).await.unwrap();
+        sqlx::query("SELECT pg_current_xact_id()").execute(&mut idle).await.unwrap();
+        let seen = march().await.unwrap().version;
+        db.raw_execute("UPDATE eval_counts SET c_reported = c_reported + 1 WHERE kind = 'grid' AND period = 202603")
+            .await
+            .unwrap();
+        other.prune_evaluation_journal(std::time::Duration::ZERO).await.unwrap();
+        let next = db
+            .store
+            .evaluation_counts_since(TallyKind::Grid, date("2026-03-01"), date("2026-03-31"), Some(&seen))
+            .await
+            .unwrap();
+        assert!(next.changed.is_some_and(|c| !c.is_empty()), "read by the journal, not whole");
+        check("beside an idle transaction").await;
+        sqlx::query("COMMIT").execute(&mut idle).await.unwrap();
+        idle.close().await.unwrap();
         // The journal entry of a change this handle has not read yet is pruned: the handle
         // must notice (the journal floor passed its watermark) and read whole.
         db.raw_execute("UPDATE eval_counts SET c_reported = c_reported + 11 WHERE kind = 'grid' AND period = 202603")
