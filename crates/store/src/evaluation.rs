@@ -179,25 +179,19 @@ pub fn period_ranges(from: Date, to: Date) -> [(i32, i32); 3] {
 }
 
 /// Every period key of `lo..=hi`: the days of a day range (yyyymmdd), the months of a month
-/// range (yyyymm).
+/// range (yyyymm) — not every integer between (202613 is no month).
 fn period_keys(lo: i32, hi: i32) -> Vec<i32> {
-    let mut keys = Vec::new();
-    let mut k = lo;
-    while k <= hi {
-        keys.push(k);
-        k = if k > 999_999 {
-            let (y, m, d) = (k / 10_000, k / 100 % 100, k % 100);
-            match Date::new(y as i16, m as i8, d as i8).ok().and_then(|d| d.tomorrow().ok()) {
-                Some(next) => key(next),
-                None => break,
-            }
-        } else if k % 100 >= 12 {
-            (k / 100 + 1) * 100 + 1
-        } else {
-            k + 1
-        };
+    let days = lo > 999_999;
+    let first = if days { lo } else { lo * 100 + 1 };
+    let start = Date::new((first / 10_000) as i16, (first / 100 % 100) as i8, (first % 100) as i8);
+    let step = if days { jiff::Span::new().days(1) } else { jiff::Span::new().months(1) };
+    match start {
+        Ok(start) => {
+            start.series(step).map(|d| if days { key(d) } else { month_key(key(d)) }).take_while(|k| *k <= hi).collect()
+        }
+        // (Keys come from `period_ranges`; every integer is a superset that stays correct.)
+        Err(_) => (lo..=hi).collect(),
     }
-    keys
 }
 
 /// The local midnight starting `d`, as a timestamp, at `offset_minutes` east of UTC.
@@ -943,5 +937,14 @@ mod tests {
             [(20261031, 20261031), (1, 0), (20261101, 20261101)]
         );
         assert_eq!(period_ranges(d("2026-11-02"), d("2026-11-01")), [(1, 0); 3]);
+    }
+
+    #[test]
+    fn period_keys_are_real_days_and_months() {
+        assert_eq!(period_keys(20261128, 20261130), [20261128, 20261129, 20261130]);
+        assert_eq!(period_keys(20270101, 20270101), [20270101]);
+        assert_eq!(period_keys(202611, 202702), [202611, 202612, 202701, 202702]);
+        assert_eq!(period_keys(202612, 202612), [202612]);
+        assert!(period_keys(1, 0).is_empty());
     }
 }

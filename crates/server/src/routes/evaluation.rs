@@ -196,10 +196,6 @@ impl Ranked {
         self.rows.is_empty()
     }
 
-    fn find(&self, id: &str) -> Result<usize, usize> {
-        self.rows.binary_search_by(|r| r.subject_id.as_str().cmp(id))
-    }
-
     /// Active subjects first, then best score, then id; equal (activity, score) share a rank.
     /// The order is sorted from the previous one (a handful of rows moved, so it is nearly
     /// sorted) over a compact copy of the keys; the rows themselves never move.
@@ -223,6 +219,11 @@ impl Ranked {
             last = Some((k, rank));
         }
     }
+}
+
+/// A subject's row in rows kept in id order (or where it would go).
+fn find_row(rows: &[EvaluationRow], id: &str) -> Result<usize, usize> {
+    rows.binary_search_by(|r| r.subject_id.as_str().cmp(id))
 }
 
 /// What an answer was computed from: the same inputs give the same answer; changed counts
@@ -468,6 +469,21 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Ran
     };
     // Subjects counted that are listed nowhere (a removed user or region) still show, by id.
     let unlisted_row = |id: &str| score_row(id.to_owned(), id.to_owned(), tally_of(id), AreaFacts::default(), false);
+    // Add a row for every counted subject in scope that `rows` (in id order) lacks; whether any.
+    let add_unlisted = |rows: &mut Vec<EvaluationRow>| -> bool {
+        let mut new: Vec<EvaluationRow> = counts
+            .counts
+            .keys()
+            .filter(|id| in_scope(id) && find_row(rows, id).is_err())
+            .map(|id| unlisted_row(id))
+            .collect();
+        if new.is_empty() {
+            return false;
+        }
+        rows.append(&mut new);
+        rows.sort_by(|a, b| a.subject_id.cmp(&b.subject_id));
+        true
+    };
     let answer = match kept {
         // The same subjects: re-score the rows whose inputs changed.
         Some(k) if Arc::ptr_eq(&k.listed, &listed) => {
@@ -488,7 +504,7 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Ran
                             }
                         }
                         for id in ids.iter().filter(|id| in_scope(id)) {
-                            match all.find(id) {
+                            match find_row(&all.rows, id) {
                                 Ok(i) if !all.rows[i].basis.listed && !counts.counts.contains_key(*id) => {
                                     // An unlisted subject whose counts went back to nothing
                                     // leaves, as in a fresh answer.
@@ -511,17 +527,8 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Ran
                         }
                         let before = all.rows.len();
                         all.rows.retain(|r| r.basis.listed || counts.counts.contains_key(&r.subject_id));
-                        let mut new: Vec<EvaluationRow> = counts
-                            .counts
-                            .keys()
-                            .filter(|id| in_scope(id) && all.find(id).is_err())
-                            .map(|id| unlisted_row(id))
-                            .collect();
-                        if before != all.rows.len() || !new.is_empty() {
-                            all.rows.append(&mut new);
-                            all.rows.sort_by(|a, b| a.subject_id.cmp(&b.subject_id));
-                            moved = true;
-                        }
+                        moved = before != all.rows.len();
+                        moved |= add_unlisted(&mut all.rows);
                     }
                 }
                 if moved {
@@ -539,13 +546,7 @@ pub async fn evaluate_shared(app: &AppState, q: &EvalQuery) -> ApiResult<Arc<Ran
                 .iter()
                 .map(|(id, (name, _))| score_row(id.clone(), name.clone(), tally_of(id), area_of(id), true))
                 .collect();
-            let known: HashSet<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
-            let new: Vec<&String> =
-                counts.counts.keys().filter(|id| in_scope(id) && !known.contains(id.as_str())).collect();
-            if !new.is_empty() {
-                rows.extend(new.into_iter().map(|id| unlisted_row(id)));
-                rows.sort_by(|a, b| a.subject_id.cmp(&b.subject_id));
-            }
+            add_unlisted(&mut rows);
             let mut answer = Ranked { rows, order: Vec::new() };
             answer.rank();
             Arc::new(answer)

@@ -234,6 +234,31 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     let new = page["rows"].as_array().unwrap().iter().find(|r| r["name"] == "collector9").expect("the new collector");
     assert_eq!(new["active"], false);
 
+    // A subject counted but listed nowhere (a leader account since removed) shows by its id,
+    // and leaves when its counts go back to nothing — in kept answers as in fresh ones.
+    let leaders = || async {
+        let page = app.get(&evaluator, "/api/v1/evaluations?subject=leader&period=2026-09").await.ok(200);
+        let gone = page["rows"].as_array().unwrap().iter().find(|r| r["subject_id"] == "990001").cloned();
+        gone.map(|r| (r["name"].as_str().unwrap().to_owned(), r["active"].as_bool().unwrap()))
+    };
+    assert_eq!(leaders().await, None);
+    app.raw_execute("INSERT INTO eval_counts (kind, period, subject, c_filed) VALUES ('leader', 202609, '990001', 3)")
+        .await;
+    assert_eq!(leaders().await, Some(("990001".to_owned(), true)));
+    assert_kept_is_fresh(&app, &evaluator).await;
+    app.raw_execute("UPDATE eval_counts SET c_filed = 0 WHERE subject = '990001'").await;
+    assert_eq!(leaders().await, None, "back to nothing: gone");
+    app.raw_execute("UPDATE eval_counts SET c_filed = 2 WHERE subject = '990001'").await;
+    assert_eq!(leaders().await, Some(("990001".to_owned(), true)));
+    // Deleted by hand: the generation moves, the kept answer is compared row by row.
+    app.raw_execute("DELETE FROM eval_counts WHERE subject = '990001'").await;
+    if app.store.backend() == "sqlite" {
+        // (SQLite has no delete trigger: the README's hand step.)
+        app.raw_execute("UPDATE eval_clock SET generation = generation + 1").await;
+    }
+    assert_eq!(leaders().await, None);
+    assert_kept_is_fresh(&app, &evaluator).await;
+
     // A full recomputation from the log gives the same figures.
     let before: Vec<Value> = futures_all(&app, &evaluator).await;
     app.store.rebuild_evaluation(&|_| {}).await.unwrap();
