@@ -2798,7 +2798,23 @@ async fn kept_counts_follow_other_writers(db: Db) {
         assert!(street.iter().any(|(_, t)| t.get(Counter::Reported) >= 7), "the late commit is seen: {street:?}");
         check("after the late commit").await;
         // A transaction left idle holds the journal's pruning below it: readers keep reading
-        // only what changed (not the whole period at every ask).
+        // only what changed (not the whole period at every ask). First the journal is pruned
+        // empty, so no transaction of another test that started before this one's journal rows
+        // is still running (its xid in the reading below would lie under the new floor).
+        let journaled = || async {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM eval_changes").fetch_one(&mut c).await.unwrap();
+            c.close().await.unwrap();
+            n
+        };
+        for _ in 0..200 {
+            other.prune_evaluation_journal(std::time::Duration::ZERO).await.unwrap();
+            if journaled().await == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(journaled().await, 0, "the journal pruned empty");
         let march = || db.store.evaluation_counts_since(TallyKind::Grid, date("2026-03-01"), date("2026-03-31"), None);
         let mut idle = sqlx::PgConnection::connect(&db.url).await.unwrap();
         sqlx::query("BEGIN").execute(&mut idle).await.unwrap();
@@ -2839,9 +2855,8 @@ async fn kept_counts_follow_other_writers(db: Db) {
         let generation = || async {
             let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
             let g: i64 = sqlx::query_scalar("SELECT generation FROM eval_clock").fetch_one(&mut c).await.unwrap();
-            let journaled: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM eval_changes").fetch_one(&mut c).await.unwrap();
-            (g, journaled)
+            c.close().await.unwrap();
+            (g, journaled().await)
         };
         let before = generation().await;
         db.raw_execute(
