@@ -410,6 +410,11 @@ pub struct Case {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub dispatched_at: Option<Timestamp>,
+    /// When the department last reported it disposed (处置反馈时间): the rework found at
+    /// closing is charged to the department on that day, beside the disposal it judges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub disposed_at: Option<Timestamp>,
     /// The due date (应结时间) the evaluation's "due to close" (应结案数) is dated by. It
     /// follows `case_deadline` while that deadline has not passed; once an event happens after
     /// it while the case is open and its clock runs, it stays at that passed deadline for good
@@ -1127,6 +1132,7 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
                 dispatched_by: None,
                 filed_at: None,
                 dispatched_at: None,
+                disposed_at: None,
                 due_at: e.case_deadline,
                 due_department_id: None,
                 dispatch_count: 0,
@@ -1193,7 +1199,8 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
         Change::Close => c.closed_at = Some(e.at),
         Change::Urge => c.urged = true,
         Change::Reject { reason } | Change::Refuse { reason } => c.end_reason = *reason,
-        Change::Accept | Change::Dispose | Change::Check { passed: true } => {}
+        Change::Dispose => c.disposed_at = Some(e.at),
+        Change::Accept | Change::Check { passed: true } => {}
     }
     if e.to_state != c.state || matches!(e.change, Change::Check { .. } | Change::Resume) {
         c.stage_started_at = e.at;

@@ -11,7 +11,9 @@
 //! - A rate's numerator is dated by the event its denominator counts (cohort dating): a
 //!   collector's report filed, or voided before filing as a duplicate, counts on the day it
 //!   was reported; a void after filing is charged on the filing day; a return is charged to
-//!   the dispatcher on the day of the dispatch it returns; a confirmed citizen (or hotline)
+//!   the dispatcher on the day of the dispatch it returns; a rework (found at closing) is
+//!   charged to the department on the day of its last disposal and to the dispatcher on the
+//!   day of the last dispatch; a confirmed citizen (or hotline)
 //!   report counts when it is filed, beside the filing. Such a charge may land in a past
 //!   period — the day judged is where it belongs — and is never more than what that day
 //!   counted in the denominator.
@@ -200,7 +202,9 @@ counters! {
     DisposedOnTime = "disposed_on_time",
     /// Minutes from (re)dispatch to disposal, summed.
     DisposeMinutes = "dispose_minutes",
-    /// Closed cases that had at least one failed check (返工, counted at closing).
+    /// Closed cases that had at least one failed check (返工, counted at closing): for a region
+    /// on the closing day; charged to the department on the day of its last disposal and to
+    /// the dispatcher of the last dispatch on that dispatch's day.
     Reworked = "reworked",
     /// Closed cases that were dispatched to more than one department (counted at closing).
     WronglyDispatched = "wrongly_dispatched",
@@ -457,7 +461,18 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
             if let Some(d) = &department {
                 add(TallyKind::Department, d, Counter::Closed, 1);
                 add(TallyKind::Department, d, Counter::ClosedOnTime, i64::from(closed_on_time));
-                add(TallyKind::Department, d, Counter::Reworked, reworked);
+            }
+            // The rework rate of a department (reworked / disposed) and the accurate dispatch
+            // of a dispatcher ((dispatched − reworked) / dispatched) judge the last disposal and
+            // the last dispatch: charged on their days, so a period never charges more than it
+            // counted.
+            if reworked > 0 {
+                if let Some(d) = after.department_id {
+                    charge(day_of(after.disposed_at), TallyKind::Department, d, Counter::Reworked);
+                }
+                if let Some(d) = after.dispatched_by {
+                    charge(day_of(after.dispatched_at), TallyKind::Dispatcher, d, Counter::Reworked);
+                }
             }
             if let Some(a) = &actor {
                 add(TallyKind::Leader, a, Counter::Closed, 1);
@@ -676,13 +691,15 @@ pub fn metrics(kind: SubjectKind, t: &Tally, cfg: &EvalConfig, ctx: &Context) ->
         SubjectKind::Dispatcher => vec![
             band("dispatched_band", t.get(Dispatched), expected(cfg.bands.dispatcher_dispatched), &[Dispatched]),
             rate("on_time_dispatch_rate", t.get(DispatchedOnTime), t.get(Dispatched), &[DispatchedOnTime]),
-            rate("accurate_dispatch_rate", t.get(Dispatched) - t.get(Redispatched), t.get(Dispatched), &[Redispatched]),
+            rate("accurate_dispatch_rate", t.get(Dispatched) - t.get(Reworked), t.get(Dispatched), &[Reworked]),
             count("dispatched", t.get(Dispatched), &[Dispatched]),
+            count("reworked", t.get(Reworked), &[Reworked]),
+            count("returned", t.get(Redispatched), &[Redispatched]),
         ],
         SubjectKind::Department => vec![
             rate("closure_rate", t.get(DueClosed), t.get(Due), &[DueClosed]),
             rate("on_time_disposal_rate", t.get(DisposedOnTime), t.get(Disposed), &[DisposedOnTime]),
-            lower_rate("rework_rate", t.get(Reworked), t.get(Closed), &[Reworked]),
+            lower_rate("rework_rate", t.get(Reworked), t.get(Disposed), &[Reworked]),
             band("dispatched_band", t.get(Dispatched), expected(cfg.bands.department_dispatched), &[Dispatched]),
             count("to_dispose", t.get(Dispatched), &[Dispatched]),
             count("disposed", t.get(Disposed), &[Disposed]),

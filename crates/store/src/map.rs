@@ -1535,6 +1535,7 @@ impl Store {
             dispatched_by: None,
             filed_at: None,
             dispatched_at: None,
+            disposed_at: None,
             due_at: None,
             due_department_id: None,
             dispatch_count: 0,

@@ -1920,7 +1920,7 @@ fn evaluation_counts_a_loop_with_rework() {
     );
     assert_eq!(
         named(&t, TallyKind::Dispatcher, dispatcher().user_id),
-        pairs(&[("dispatched", 1), ("dispatched_on_time", 1)])
+        pairs(&[("dispatched", 1), ("dispatched_on_time", 1), ("reworked", 1)])
     );
     assert_eq!(t.len(), 4 + 5, "nobody else is counted");
 }
@@ -2092,8 +2092,9 @@ fn a_return_after_the_due_date_stays_due_in_its_month() {
     assert_eq!(in_month(&t, TallyKind::Department, 3, NOV), pairs(&[]));
     let sz = in_month(&t, TallyKind::Department, 3, DEC);
     assert_eq!((sz.get("due"), sz["closed"], sz.get("closed_on_time")), (None, 1, None));
-    // The dispatcher: the November dispatch was returned (charged in November), the December
-    // one was not — each month's accurate-dispatch rate judges its own dispatches.
+    // The dispatcher: the November dispatch was returned (shown in November as `returned`);
+    // accurate dispatch is the standard's (dispatched − reworked) / dispatched, and nothing
+    // was reworked.
     let d = dispatcher().user_id;
     assert_eq!(
         in_month(&t, TallyKind::Dispatcher, d, NOV),
@@ -2103,8 +2104,41 @@ fn a_return_after_the_due_date_stays_due_in_its_month() {
     let rate = |month| {
         metric_in_month(&t, (SubjectKind::Dispatcher, TallyKind::Dispatcher), d, month, "accurate_dispatch_rate")
     };
-    assert_eq!(rate(NOV), (0.0, 0, 1));
+    assert_eq!(rate(NOV), (1.0, 1, 1));
     assert_eq!(rate(DEC), (1.0, 1, 1));
+    let returned = |month| metric_in_month(&t, (SubjectKind::Dispatcher, TallyKind::Dispatcher), d, month, "returned");
+    assert_eq!((returned(NOV).1, returned(DEC).1), (1, 0));
+}
+
+/// A case dispatched and disposed in November, found not fixed at the check on 1 December,
+/// disposed again and closed in December: the region counts the rework on the closing day; the
+/// department is charged on the day of its last disposal (December: reworked 1 of 1
+/// disposed) and the dispatcher on the day of the dispatch (November: accurate dispatch 0 of 1).
+#[test]
+fn a_rework_is_charged_to_the_disposal_and_the_dispatch_it_judges() {
+    use crate::evaluation::{SubjectKind, TallyKind};
+    use Action::*;
+    let mut run = Run::start(Source::Collector, &collector(), "2026-11-27 15:00");
+    run.act(&acceptor(), "2026-11-27 15:05", Accept, no_input());
+    run.act(&leader(), "2026-11-27 15:10", File, no_input());
+    run.act(&dispatcher(), "2026-11-27 15:20", Dispatch, to_department(1));
+    run.act(&handler(1), "2026-11-27 16:00", Dispose, with_photos(1));
+    run.act(&collector(), "2026-12-01 09:00", Check, checked(false));
+    run.act(&handler(1), "2026-12-01 11:00", Dispose, with_photos(1));
+    run.act(&collector(), "2026-12-01 11:30", Check, checked(true));
+    run.act(&leader(), "2026-12-01 11:40", Close, no_input());
+    let t = monthly(&[&run]);
+    let street = run.case.street_code.as_str().to_owned();
+    assert_eq!(in_month(&t, TallyKind::Street, &street, DEC).get("reworked"), Some(&1));
+    assert_eq!(in_month(&t, TallyKind::Street, &street, NOV).get("reworked"), None);
+    let dept = |month, name| metric_in_month(&t, (SubjectKind::Department, TallyKind::Department), 1, month, name);
+    assert_eq!(dept(NOV, "rework_rate"), (0.0, 0, 1), "November's disposal was not the one closed");
+    assert_eq!(dept(DEC, "rework_rate"), (1.0, 1, 1), "1 reworked of 1 disposed");
+    let d = dispatcher().user_id;
+    let disp = |month, name| metric_in_month(&t, (SubjectKind::Dispatcher, TallyKind::Dispatcher), d, month, name);
+    assert_eq!(disp(NOV, "accurate_dispatch_rate"), (0.0, 0, 1));
+    assert_eq!(disp(NOV, "reworked").1, 1);
+    assert_eq!(disp(DEC, "accurate_dispatch_rate").2, 0, "nothing dispatched in December");
 }
 
 /// A case filed and dispatched on Monday 30 November morning (due 14:10 that day), extended by
@@ -2345,6 +2379,12 @@ fn evaluation_walk(source: Source, moves: &[EvalMove], sums: &mut Sums) -> Resul
                 Counter::ReportFiled | Counter::ReportJustifiedVoid => day_key(after.created_at, 480),
                 Counter::VoidedAfterFiling => day_key(before.filed_at.expect("filed"), 480),
                 Counter::Redispatched => day_key(before.dispatched_at.expect("dispatched"), 480),
+                Counter::Reworked if c.kind == crate::evaluation::TallyKind::Department => {
+                    day_key(after.disposed_at.expect("disposed"), 480)
+                }
+                Counter::Reworked if c.kind == crate::evaluation::TallyKind::Dispatcher => {
+                    day_key(after.dispatched_at.expect("dispatched"), 480)
+                }
                 _ => day_key(e.at, 480),
             };
             prop_assert_eq!(c.day, expected, "{:?} after {:?}", c, e.change);
@@ -2484,9 +2524,12 @@ proptest! {
         prop_assert_eq!(total(TallyKind::Dispatcher, Counter::Redispatched), events_of(&|c| matches!(c, Change::Return { .. })));
         prop_assert_eq!(total(TallyKind::Collector, Counter::Checked), events_of(&|c| matches!(c, Change::Check { .. })));
         prop_assert_eq!(total(TallyKind::Grid, Counter::Closed), i64::from(case.state == State::Closed));
+        let reworked = i64::from(case.state == State::Closed && case.rework_count > 0);
+        prop_assert_eq!(total(TallyKind::Grid, Counter::Reworked), reworked);
+        prop_assert_eq!(total(TallyKind::Department, Counter::Reworked), reworked);
         prop_assert_eq!(
-            total(TallyKind::Grid, Counter::Reworked),
-            i64::from(case.state == State::Closed && case.rework_count > 0)
+            total(TallyKind::Dispatcher, Counter::Reworked),
+            reworked * i64::from(case.dispatched_by.is_some())
         );
         // The credits and charges judging one event: at most once each, as the log says.
         let public = case.source.needs_verification() && case.verified == Some(true);

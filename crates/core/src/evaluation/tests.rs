@@ -117,24 +117,26 @@ fn posts_and_departments_by_hand() {
     let d = by_name(&dept);
     assert_eq!(d["closure_rate"], (0.9, 36, 40));
     assert_eq!(d["on_time_disposal_rate"], (0.75, 30, 40));
-    assert_eq!(d["rework_rate"], (0.125, 4, 32));
+    assert_eq!(d["rework_rate"], (0.1, 4, 40), "reworked / disposed");
     assert_eq!(d["dispatched_band"], (50.0, 50, 100));
     assert_eq!(d["overdue_disposed"], (10.0, 10, 1));
     assert_eq!(d["returned"], (3.0, 3, 1));
     assert_eq!(d["avg_dispose_minutes"], (100.0, 4000, 40));
-    // 30 × 0.9 + 40 × 0.75 + 20 × (1 − 0.125) + 10 × 0.5 = 27 + 30 + 17.5 + 5 = 79.5 → B.
+    // 30 × 0.9 + 40 × 0.75 + 20 × (1 − 0.1) + 10 × 0.5 = 27 + 30 + 18 + 5 = 80 → B.
     let s = score(&dept, &cfg.weights[&SubjectKind::Department]);
-    assert_eq!((s, cfg.grade(s).as_str()), (79.5, "B"));
+    assert_eq!((s, cfg.grade(s).as_str()), (80.0, "B"));
 
     let dispatcher = metrics(
         SubjectKind::Dispatcher,
-        &tally(&[(Dispatched, 750), (DispatchedOnTime, 600), (Redispatched, 75)]),
+        &tally(&[(Dispatched, 750), (DispatchedOnTime, 600), (Reworked, 75), (Redispatched, 30)]),
         &cfg,
         &ctx(30),
     );
     let p = by_name(&dispatcher);
     assert_eq!(p["on_time_dispatch_rate"], (0.8, 600, 750));
+    // The standard's (dispatched − reworked) / to dispatch; returns are shown, not scored.
     assert_eq!(p["accurate_dispatch_rate"], (0.9, 675, 750));
+    assert_eq!((p["reworked"], p["returned"]), ((75.0, 75, 1), (30.0, 30, 1)));
     // 20 × 0.5 + 40 × 0.8 + 40 × 0.9 = 10 + 32 + 36 = 78.
     assert_eq!(score(&dispatcher, &cfg.weights[&SubjectKind::Dispatcher]), 78.0);
 

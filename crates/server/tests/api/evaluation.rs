@@ -410,10 +410,13 @@ async fn evaluation_dates_by_what_it_judges_across_a_month_end(backend: Backend)
 
     let dispatcher_id = user_id(&app, &dispatcher).await;
     let accurate = |month| figure(&app, &evaluator, "dispatcher", &dispatcher_id, "accurate_dispatch_rate", month);
-    // Was (1.0, 1, 1) in November and (0.0, 0, 1) in December when the return was charged on
-    // its own day.
-    assert_eq!(accurate("2026-11").await, (0.0, 0, 1));
+    // Accurate dispatch is the standard's (dispatched − reworked) ÷ dispatched: a return is not
+    // a rework. The return is shown as `returned`, in November, on the day of the dispatch it
+    // returned (not in December, its own day).
+    assert_eq!(accurate("2026-11").await, (1.0, 1, 1));
     assert_eq!(accurate("2026-12").await, (1.0, 1, 1));
+    let returned = |month| figure(&app, &evaluator, "dispatcher", &dispatcher_id, "returned", month);
+    assert_eq!((returned("2026-11").await.1, returned("2026-12").await.1), (1, 0));
     // The drill-down finds the returned dispatch in November, where it is charged.
     let returned = format!("subject=dispatcher&id={dispatcher_id}&counter=redispatched&period=2026-11");
     assert_eq!(cases_behind(&app, &evaluator, &returned).await, vec![id]);
