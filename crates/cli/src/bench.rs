@@ -66,8 +66,6 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         scale: u32,
     },
-    /// The ledger: citizen reports filed and verified, every problem reconciled (what each
-    /// verification triggers) and the month settled, against the raw durable insert rate.
     /// A month's comprehensive evaluation for every subject (regions at each level,
     /// departments, collectors, acceptors, leaders, dispatchers) from the counts kept in each
     /// event's transaction, against a full recomputation of the month from the event log, with
@@ -92,6 +90,8 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         scale: u32,
     },
+    /// The ledger: citizen reports filed and verified, every problem reconciled (what each
+    /// verification triggers) and the month settled, against the raw durable insert rate.
     Money {
         /// Default: a fresh SQLite file. A PostgreSQL URL must name a throwaway database.
         #[arg(long)]

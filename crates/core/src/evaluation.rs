@@ -423,6 +423,7 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
         Change::Dispose => {
             let took = before.map_or(0, |b| minutes(b.stage_started_at, event.at));
             for_regions(&mut add, Counter::Disposed, 1);
+            for_regions(&mut add, Counter::DisposedOnTime, i64::from(on_time));
             for_regions(&mut add, Counter::DisposeMinutes, took);
             if let Some(d) = &department {
                 add(TallyKind::Department, d, Counter::Disposed, 1);
@@ -650,7 +651,9 @@ pub fn metrics(kind: SubjectKind, t: &Tally, cfg: &EvalConfig, ctx: &Context) ->
                 count("voided", t.get(Voided), &[Voided]),
                 count("dispatched", t.get(Dispatched), &[Dispatched]),
                 count("disposed", t.get(Disposed), &[Disposed]),
+                count("overdue_disposed", t.get(Disposed) - t.get(DisposedOnTime), &[Disposed]),
                 count("due_to_close", t.get(Due), &[Due]),
+                count("overdue_open", t.get(Due) - t.get(DueClosed), &[Due]),
                 count("closed", t.get(Closed), &[Closed]),
                 count("overdue_closed", t.get(Closed) - t.get(ClosedOnTime), &[Closed]),
                 count("extended", t.get(Extended), &[Extended]),
@@ -709,6 +712,7 @@ pub fn metrics(kind: SubjectKind, t: &Tally, cfg: &EvalConfig, ctx: &Context) ->
             count("extended", t.get(Extended), &[Extended]),
             count("suspended", t.get(Suspended), &[Suspended]),
             count("due_to_close", t.get(Due), &[Due]),
+            count("overdue_open", t.get(Due) - t.get(DueClosed), &[Due]),
             count("closed", t.get(Closed), &[Closed]),
             average("avg_dispose_minutes", t.get(DisposeMinutes), t.get(Disposed), &[Disposed]),
         ],

@@ -41,8 +41,9 @@ pub struct CollectionTerms {
     pub coverage: MinLevel,
     /// Valid-report rate 有效上报率 = (filed + merged as duplicate) / reported.
     pub valid_reports: MinLevel,
-    /// Missed-report rate 漏报率 = problems citizens found first (standing `collection`
-    /// deductions of the ledger) / cases filed, percent.
+    /// Missed-report rate 漏报率 = problems the collectors missed — found first by citizens
+    /// (standing `collection` deductions of the ledger) or by on-site assessments (findings in
+    /// a collector's area) — / cases filed, percent.
     pub missed_reports: MaxLevel,
     pub on_time_verification: MinLevel,
     pub on_time_check: MinLevel,
@@ -55,7 +56,8 @@ impl Default for CollectionTerms {
         CollectionTerms {
             yearly_fee_fen: 693_000_000,
             collectors: 156,
-            coverage: MinLevel { min_pct: 95, penalty_bp: 100 },
+            // The contract asks for every grid in every month.
+            coverage: MinLevel { min_pct: 100, penalty_bp: 100 },
             valid_reports: MinLevel { min_pct: 90, penalty_bp: 50 },
             missed_reports: MaxLevel { max: 5, penalty_bp: 100 },
             on_time_verification: MinLevel { min_pct: 95, penalty_bp: 50 },
@@ -371,7 +373,7 @@ fn finding_deductions(findings: &[FindingLine], fen: i64) -> Vec<Deduction> {
 /// The collection company's statement for `month` (`None` for a malformed month).
 pub fn collection_statement(t: &CollectionTerms, month: &str, f: &CollectionFacts) -> Option<Statement> {
     let fee = monthly_fee(t.yearly_fee_fen, month)?;
-    let missed = standing(&f.ledger);
+    let missed = standing(&f.ledger) + f.findings.len() as i64;
     let missed_met =
         f.filed <= 0 || missed.saturating_mul(100) <= i64::from(t.missed_reports.max).saturating_mul(f.filed);
     let levels = vec![
@@ -459,15 +461,16 @@ mod tests {
         let t = CollectionTerms::default();
         let f = CollectionFacts {
             grids: 100,
-            grids_covered: 94, // below 95 %: 1 % of the fee
+            grids_covered: 94, // not every grid: 1 % of the fee
             reported: 50,
             valid: 45, // exactly 90 %: met
-            filed: 40,
+            filed: 60,
             verified: 10,
             verified_on_time: 10,
             checked: 0, // nothing to check: met
             checked_on_time: 0,
-            // three deductions, one reversed: 2 standing of 40 filed = 5 %: met (≤ 5 %)
+            // three deductions, one reversed: 2 standing, and the on-site finding below:
+            // 3 missed of 60 filed = 5 %: met (≤ 5 %)
             ledger: vec![line(1, 2000), line(2, 2000), line(3, 2000), line(4, -2000)],
             findings: vec![FindingLine {
                 finding_id: 9,
@@ -498,12 +501,17 @@ mod tests {
         assert_eq!(s.deductions.iter().filter(|d| d.source == DeductionSource::Ledger).count(), 4);
         let on_site = s.deductions.iter().find(|d| d.source == DeductionSource::OnSite).unwrap();
         assert_eq!((on_site.case_id, on_site.finding_id), (Some(200), Some(9)));
-        // One more standing deduction: 3 of 40 = 7.5 % > 5 %.
+        assert_eq!((s.levels[2].numerator, s.levels[2].denominator), (3, 60));
+        // One more standing deduction, or one more on-site finding: 4 of 60 = 6.7 % > 5 %.
         let mut f2 = f.clone();
         f2.ledger.push(line(5, 2000));
-        let s2 = collection_statement(&t, "2026-10", &f2).unwrap();
-        assert!(!s2.levels[2].met);
-        assert_eq!(s2.levels[2].penalty_fen, 577_500);
+        let mut f3 = f.clone();
+        f3.findings.push(FindingLine { finding_id: 10, case_id: 201, ..f.findings[0].clone() });
+        for f in [f2, f3] {
+            let s = collection_statement(&t, "2026-10", &f).unwrap();
+            assert_eq!((s.levels[2].numerator, s.levels[2].met), (4, false));
+            assert_eq!(s.levels[2].penalty_fen, 577_500);
+        }
     }
 
     #[test]

@@ -1880,6 +1880,7 @@ fn evaluation_counts_a_loop_with_rework() {
                 ("filed", 1),
                 ("dispatched", 1),
                 ("disposed", 2),
+                ("disposed_on_time", 2),
                 ("dispose_minutes", 60),
                 ("reworked", 1),
                 ("closed", 1),

@@ -36,6 +36,7 @@ fn region_metrics_by_hand() {
         (Accepted, 11),
         (AcceptMinutes, 110),
         (Disposed, 9),
+        (DisposedOnTime, 6),
         (DisposeMinutes, 900),
     ]);
     let cfg = EvalConfig::default();
@@ -49,6 +50,9 @@ fn region_metrics_by_hand() {
     assert_eq!(v["rework_rate"], (1.0 / 9.0, 1, 9));
     assert_eq!(v["wrong_dispatch_rate"], (2.0 / 9.0, 2, 9));
     assert_eq!(v["overdue_closed"], (2.0, 2, 1));
+    assert_eq!(v["overdue_disposed"], (3.0, 3, 1));
+    // Due in the period and not closed (by now): 8 − 6.
+    assert_eq!(v["overdue_open"], (2.0, 2, 1));
     assert_eq!(v["avg_accept_minutes"], (10.0, 110, 11));
     assert_eq!(v["avg_dispose_minutes"], (100.0, 900, 9));
     assert_eq!(v["reported"], (12.0, 12, 1));
@@ -120,6 +124,7 @@ fn posts_and_departments_by_hand() {
     assert_eq!(d["rework_rate"], (0.1, 4, 40), "reworked / disposed");
     assert_eq!(d["dispatched_band"], (50.0, 50, 100));
     assert_eq!(d["overdue_disposed"], (10.0, 10, 1));
+    assert_eq!(d["overdue_open"], (4.0, 4, 1));
     assert_eq!(d["returned"], (3.0, 3, 1));
     assert_eq!(d["avg_dispose_minutes"], (100.0, 4000, 40));
     // 30 × 0.9 + 40 × 0.75 + 20 × (1 − 0.1) + 10 × 0.5 = 27 + 30 + 18 + 5 = 80 → B.

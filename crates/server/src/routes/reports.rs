@@ -73,6 +73,7 @@ const METRIC_LABELS: &[(&str, &str)] = &[
     ("reworked", "返工数"),
     ("checked", "核查数"),
     ("due_to_close", "应结案数"),
+    ("overdue_open", "超期未结案数"),
     ("closed", "结案数"),
     ("overdue_closed", "超期结案数"),
     ("extended", "延期数"),

@@ -615,7 +615,7 @@ async fn contract_statements_trace_their_deductions(backend: Backend) {
         Some("month"),
     );
     // The collection statement: a twelfth of 6.93 M CNY, the missed report with its case, and
-    // coverage below 95 % (one grid of 100 visited) costing 1 % of the month's fee.
+    // coverage below 100 % (one grid of 100 visited) costing 1 % of the month's fee.
     let s = app.get(&evaluator, c).await.ok(200);
     assert_eq!(s["fee_fen"], 57_750_000);
     assert_eq!(s["collectors_contracted"], 156);

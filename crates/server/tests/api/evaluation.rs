@@ -377,8 +377,8 @@ async fn an_old_database_is_upgraded_once_at_start(backend: Backend) {
 /// A collector's report filed and dispatched on Friday 27 November, due on Monday 30
 /// November, returned by the department on Tuesday 1 December, dispatched again and closed that
 /// day; and a second report of 30 November filed on 1 December. Through the API: the case stays
-/// due in November (closed, not on time), December has nothing due; the return is November's
-/// inaccurate dispatch; the collector's November reports are both valid, December has none.
+/// due in November (closed, not on time), December has nothing due; the return is shown in
+/// November, beside the dispatch it returned; the collector's November reports are both valid, December has none.
 async fn evaluation_dates_by_what_it_judges_across_a_month_end(backend: Backend) {
     let app = spawn(backend).await;
     let (id, second) = across_the_month_end(&app).await;
@@ -396,6 +396,7 @@ async fn evaluation_dates_by_what_it_judges_across_a_month_end(backend: Backend)
     // Due in December: only the second report, filed on 1 December and still open.
     assert_eq!(metric(s, "due_to_close"), (1.0, 1, 1));
     assert_eq!(metric(s, "closure_rate"), (0.0, 0, 1));
+    assert_eq!(metric(s, "overdue_open"), (1.0, 1, 1), "due in December, still open");
     assert_eq!(metric(s, "closed"), (1.0, 1, 1));
     assert_eq!(metric(s, "overdue_closed"), (1.0, 1, 1));
     let due_cases = |month: &'static str| {
