@@ -2455,76 +2455,85 @@ impl Xorshift {
 async fn evaluation_counts_equal_the_log_over_random_histories(db: Db) {
     let w = world(&db).await;
     let start: Timestamp = "2026-10-25T01:00:00Z".parse().unwrap();
-    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
-    let mut cases = Vec::new();
-    for i in 0..24 {
-        let source = [Source::Collector, Source::Citizen, Source::Leader][i % 3];
-        let grid = [G1, G2, G3][rng.below(3) as usize];
-        let spec = Spec { source, ..Spec::garbage(grid) };
-        let at = mins(start, rng.below(6 * 24 * 60) as i64);
-        cases.push((create(&db, &w, at, &spec).await, at));
+    // Three fixed seeds (reproducible in CI); `CITYGRID_TEST_SEED` adds one to explore more.
+    let mut seeds = vec![0x9e37_79b9_7f4a_7c15_u64, 0x2545_f491_4f6c_dd1d, 0xd1b5_4a32_d192_ed03];
+    if let Some(seed) = std::env::var("CITYGRID_TEST_SEED").ok().and_then(|s| s.parse().ok()) {
+        seeds.push(seed);
     }
     let mut written = 0;
-    for (case, at) in &mut cases {
-        let mut now = *at;
-        let mut c = case.clone();
-        for _ in 0..24 {
-            if c.state.is_final() {
-                break;
-            }
-            let span = if rng.below(4) == 0 { 3 * 24 * 60 } else { 90 };
-            now = mins(now, 1 + rng.below(span) as i64);
-            let pick = rng.below(100);
-            let (actor, action, input) = match c.state {
-                State::Verifying => {
-                    (&w.collector, Action::Verify, ActionInput { confirmed: Some(pick < 85), ..Default::default() })
+    for seed in seeds {
+        let mut rng = Xorshift(seed);
+        let mut cases = Vec::new();
+        for i in 0..24 {
+            let source = [Source::Collector, Source::Citizen, Source::Leader][i % 3];
+            let grid = [G1, G2, G3][rng.below(3) as usize];
+            let spec = Spec { source, ..Spec::garbage(grid) };
+            let at = mins(start, rng.below(6 * 24 * 60) as i64);
+            cases.push((create(&db, &w, at, &spec).await, at));
+        }
+        for (case, at) in &mut cases {
+            let mut now = *at;
+            let mut c = case.clone();
+            for _ in 0..24 {
+                if c.state.is_final() {
+                    break;
                 }
-                State::Reported if pick < 10 => (
-                    &w.acceptor,
-                    Action::Void,
-                    ActionInput { duplicate_of: Some(cases_first(case.id)), ..note("重复") },
-                ),
-                State::Reported => (&w.acceptor, Action::Accept, none()),
-                State::Accepted if pick < 5 => (&w.leader, Action::Refuse, note("不立案")),
-                State::Accepted => (&w.leader, Action::File, none()),
-                State::Filed if pick < 5 => (&w.leader, Action::Void, note("无效")),
-                State::Filed => (&w.dispatcher, Action::Dispatch, to_department(w.hw)),
-                State::Dispatched if c.pending.is_some() && pick < 50 => {
-                    let approve = match c.pending {
-                        Some(citygrid_core::case::Pending::Extension { .. }) => Action::ApproveExtension,
-                        _ => Action::ApproveSuspension,
-                    };
-                    (&w.leader, approve, none())
+                let span = if rng.below(4) == 0 { 3 * 24 * 60 } else { 90 };
+                now = mins(now, 1 + rng.below(span) as i64);
+                let pick = rng.below(100);
+                let (actor, action, input) = match c.state {
+                    State::Verifying => {
+                        (&w.collector, Action::Verify, ActionInput { confirmed: Some(pick < 85), ..Default::default() })
+                    }
+                    State::Reported if pick < 10 => (
+                        &w.acceptor,
+                        Action::Void,
+                        ActionInput { duplicate_of: Some(cases_first(case.id)), ..note("重复") },
+                    ),
+                    State::Reported => (&w.acceptor, Action::Accept, none()),
+                    State::Accepted if pick < 5 => (&w.leader, Action::Refuse, note("不立案")),
+                    State::Accepted => (&w.leader, Action::File, none()),
+                    State::Filed if pick < 5 => (&w.leader, Action::Void, note("无效")),
+                    State::Filed => (&w.dispatcher, Action::Dispatch, to_department(w.hw)),
+                    State::Dispatched if c.pending.is_some() && pick < 50 => {
+                        let approve = match c.pending {
+                            Some(citygrid_core::case::Pending::Extension { .. }) => Action::ApproveExtension,
+                            _ => Action::ApproveSuspension,
+                        };
+                        (&w.leader, approve, none())
+                    }
+                    State::Dispatched if c.pending.is_none() && pick < 10 => {
+                        (&w.handler, Action::Return, note("非本部门"))
+                    }
+                    State::Dispatched if c.pending.is_none() && pick < 18 => (
+                        &w.handler,
+                        Action::RequestExtension,
+                        ActionInput { limit: Some(Limit::working_hours(8)), ..note("材料未到") },
+                    ),
+                    State::Dispatched if c.pending.is_none() && pick < 24 => {
+                        (&w.handler, Action::RequestSuspension, note("需协调"))
+                    }
+                    State::Dispatched if c.pending.is_none() && pick < 28 => {
+                        (&w.handler, Action::HandDown, to_department(w.hw_qs))
+                    }
+                    State::Dispatched => (&w.handler, Action::Dispose, with_photo()),
+                    State::Suspended => (&w.leader, Action::Resume, none()),
+                    State::Disposed => (&w.collector, Action::Check, checked(pick >= 30)),
+                    State::Checked => (&w.leader, Action::Close, none()),
+                    _ => break,
+                };
+                match act(&db, &w, c.id, actor, action, input, now).await {
+                    Ok(next) => {
+                        c = next;
+                        written += 1;
+                    }
+                    Err(StoreError::Refused(_)) => {}
+                    Err(e) => panic!("{action:?}: {e}"),
                 }
-                State::Dispatched if c.pending.is_none() && pick < 10 => (&w.handler, Action::Return, note("非本部门")),
-                State::Dispatched if c.pending.is_none() && pick < 18 => (
-                    &w.handler,
-                    Action::RequestExtension,
-                    ActionInput { limit: Some(Limit::working_hours(8)), ..note("材料未到") },
-                ),
-                State::Dispatched if c.pending.is_none() && pick < 24 => {
-                    (&w.handler, Action::RequestSuspension, note("需协调"))
-                }
-                State::Dispatched if c.pending.is_none() && pick < 28 => {
-                    (&w.handler, Action::HandDown, to_department(w.hw_qs))
-                }
-                State::Dispatched => (&w.handler, Action::Dispose, with_photo()),
-                State::Suspended => (&w.leader, Action::Resume, none()),
-                State::Disposed => (&w.collector, Action::Check, checked(pick >= 30)),
-                State::Checked => (&w.leader, Action::Close, none()),
-                _ => break,
-            };
-            match act(&db, &w, c.id, actor, action, input, now).await {
-                Ok(next) => {
-                    c = next;
-                    written += 1;
-                }
-                Err(StoreError::Refused(_)) => {}
-                Err(e) => panic!("{action:?}: {e}"),
             }
         }
     }
-    assert!(written > 100, "the histories are long enough to mean something ({written} actions)");
+    assert!(written > 300, "the histories are long enough to mean something ({written} actions)");
     // Some due dates stayed when a late return, extension or rework moved the deadline: those
     // cases are found for their due period by the `due_at` column.
     let rows: Vec<Case> = list_all(&db, &Visibility::All, &CaseFilter::default()).await;
