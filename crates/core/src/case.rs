@@ -297,6 +297,20 @@ impl Default for StageLimits {
     }
 }
 
+/// The disposal a failed check found not done (返工), and the dispatch behind it: whom the
+/// evaluation charges the rework to, on the days they were counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReworkOf {
+    pub department_id: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub disposed_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatched_by: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub dispatched_at: Option<Timestamp>,
+}
+
 /// A pending request of the department, waiting for the command centre's decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -415,6 +429,10 @@ pub struct Case {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub disposed_at: Option<Timestamp>,
+    /// What the first failed check (返工) judged: the department whose disposal failed and the
+    /// dispatch that sent the case there. The rework is charged to them when the case closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rework_of: Option<ReworkOf>,
     /// The due date (应结时间) the evaluation's "due to close" (应结案数) is dated by. It
     /// follows `case_deadline` while that deadline has not passed; once an event happens after
     /// it while the case is open and its clock runs, it stays at that passed deadline for good
@@ -1133,6 +1151,7 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
                 filed_at: None,
                 dispatched_at: None,
                 disposed_at: None,
+                rework_of: None,
                 due_at: e.case_deadline,
                 due_department_id: None,
                 dispatch_count: 0,
@@ -1195,7 +1214,15 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
             c.suspended_at = Some(e.at);
         }
         Change::Resume => c.suspended_at = None,
-        Change::Check { passed: false } => c.rework_count += 1,
+        Change::Check { passed: false } => {
+            c.rework_count += 1;
+            if c.rework_of.is_none() {
+                if let (Some(department_id), Some(disposed_at)) = (c.department_id, c.disposed_at) {
+                    let (dispatched_by, dispatched_at) = (c.dispatched_by, c.dispatched_at);
+                    c.rework_of = Some(ReworkOf { department_id, disposed_at, dispatched_by, dispatched_at });
+                }
+            }
+        }
         Change::Close => c.closed_at = Some(e.at),
         Change::Urge => c.urged = true,
         Change::Reject { reason } | Change::Refuse { reason } => c.end_reason = *reason,

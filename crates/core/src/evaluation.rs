@@ -11,9 +11,9 @@
 //! - A rate's numerator is dated by the event its denominator counts (cohort dating): a
 //!   collector's report filed, or voided before filing as a duplicate, counts on the day it
 //!   was reported; a void after filing is charged on the filing day; a return is charged to
-//!   the dispatcher on the day of the dispatch it returns; a rework (found at closing) is
-//!   charged to the department on the day of its last disposal and to the dispatcher on the
-//!   day of the last dispatch; a confirmed citizen (or hotline)
+//!   the dispatcher on the day of the dispatch it returns; a rework (counted at closing) is
+//!   charged to the department whose disposal failed the first failed check, on that
+//!   disposal's day, and to the dispatcher of the dispatch behind it, on its day; a confirmed citizen (or hotline)
 //!   report counts when it is filed, beside the filing. Such a charge may land in a past
 //!   period — the day judged is where it belongs — and is never more than what that day
 //!   counted in the denominator.
@@ -203,8 +203,9 @@ counters! {
     /// Minutes from (re)dispatch to disposal, summed.
     DisposeMinutes = "dispose_minutes",
     /// Closed cases that had at least one failed check (返工, counted at closing): for a region
-    /// on the closing day; charged to the department on the day of its last disposal and to
-    /// the dispatcher of the last dispatch on that dispatch's day.
+    /// on the closing day; charged to the department whose disposal failed the first check, on
+    /// that disposal's day, and to the dispatcher who sent it there, on that dispatch's day
+    /// (`Case::rework_of`).
     Reworked = "reworked",
     /// Closed cases that were dispatched to more than one department (counted at closing).
     WronglyDispatched = "wrongly_dispatched",
@@ -464,15 +465,14 @@ pub fn contributions(before: Option<&Case>, after: &Case, event: &Event, offset_
                 add(TallyKind::Department, d, Counter::ClosedOnTime, i64::from(closed_on_time));
             }
             // The rework rate of a department (reworked / disposed) and the accurate dispatch
-            // of a dispatcher ((dispatched − reworked) / dispatched) judge the last disposal and
-            // the last dispatch: charged on their days, so a period never charges more than it
-            // counted.
-            if reworked > 0 {
-                if let Some(d) = after.department_id {
-                    charge(day_of(after.disposed_at), TallyKind::Department, d, Counter::Reworked);
-                }
-                if let Some(d) = after.dispatched_by {
-                    charge(day_of(after.dispatched_at), TallyKind::Dispatcher, d, Counter::Reworked);
+            // of a dispatcher ((dispatched − reworked) / dispatched) judge the disposal the
+            // first failed check found not done and the dispatch behind it: charged to them on
+            // their days, so a period never charges more than it counted.
+            if let Some(r) = after.rework_of.filter(|_| reworked > 0) {
+                let at = |t: Timestamp| day_key(t, offset_minutes);
+                charge(at(r.disposed_at), TallyKind::Department, r.department_id, Counter::Reworked);
+                if let (Some(d), Some(t)) = (r.dispatched_by, r.dispatched_at) {
+                    charge(at(t), TallyKind::Dispatcher, d, Counter::Reworked);
                 }
             }
             if let Some(a) = &actor {

@@ -132,8 +132,9 @@ pub const WORLD: (f64, f64, f64, f64) = (-180.0, -90.0, 180.0, 90.0);
 /// Settings keys in the store.
 pub const STAGE_LIMITS_KEY: &str = "stage_limits";
 /// Set once the case rows and the evaluation counts follow the current rules (v2: sticky due
-/// dates, charges dated by the event they judge; v3: `disposed_at` kept, a rework charged to
-/// the department and the dispatcher it judges). A new version of the rules takes a new key,
+/// dates, charges dated by the event they judge; v3: `disposed_at` and `rework_of` kept, a
+/// rework charged to the department and the dispatcher it judges, regions count disposals on
+/// time). A new version of the rules takes a new key,
 /// so the next start upgrades the database once.
 pub const EVALUATION_COUNTED_KEY: &str = "evaluation.counted.v3";
 pub const CALENDAR_KEY_PREFIX: &str = "calendar:";

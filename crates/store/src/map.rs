@@ -1536,6 +1536,7 @@ impl Store {
             filed_at: None,
             dispatched_at: None,
             disposed_at: None,
+            rework_of: None,
             due_at: None,
             due_department_id: None,
             dispatch_count: 0,

@@ -2645,9 +2645,13 @@ async fn upgrade_rewrites_old_case_rows_and_recounts(db: Db) {
     act(&db, &w, a.id, &w.handler, Action::Return, note("非本部门"), day2).await.unwrap();
     act(&db, &w, a.id, &w.dispatcher, Action::Dispatch, to_department(w.hw), mins(day2, 10)).await.unwrap();
     act(&db, &w, a.id, &w.handler, Action::Dispose, with_photo(), mins(day2, 60)).await.unwrap();
+    // Found not done once (a rework, charged by `rework_of`).
+    act(&db, &w, a.id, &w.collector, Action::Check, checked(false), mins(day2, 70)).await.unwrap();
+    act(&db, &w, a.id, &w.handler, Action::Dispose, with_photo(), mins(day2, 80)).await.unwrap();
     act(&db, &w, a.id, &w.collector, Action::Check, checked(true), mins(day2, 90)).await.unwrap();
     let a = act(&db, &w, a.id, &w.leader, Action::Close, none(), mins(day2, 100)).await.unwrap();
     assert!(a.due_at < a.case_deadline, "the due date stayed on Monday");
+    assert!(a.rework_of.is_some());
     // Filed, then voided after filing on Tuesday; and one only reported.
     let b = create(&db, &w, mins(t0(), 10), &Spec::garbage(G2)).await;
     act(&db, &w, b.id, &w.acceptor, Action::Accept, none(), mins(t0(), 11)).await.unwrap();
@@ -2662,9 +2666,16 @@ async fn upgrade_rewrites_old_case_rows_and_recounts(db: Db) {
     for id in [a.id, b.id, c.id] {
         let mut json = serde_json::to_value(db.store.get_case(id).await.unwrap().unwrap()).unwrap();
         let obj = json.as_object_mut().unwrap();
-        for key in
-            ["filed_by", "dispatched_by", "filed_at", "dispatched_at", "disposed_at", "due_at", "due_department_id"]
-        {
+        for key in [
+            "filed_by",
+            "dispatched_by",
+            "filed_at",
+            "dispatched_at",
+            "disposed_at",
+            "rework_of",
+            "due_at",
+            "due_department_id",
+        ] {
             obj.remove(key);
         }
         if id == c.id {
@@ -2674,7 +2685,7 @@ async fn upgrade_rewrites_old_case_rows_and_recounts(db: Db) {
         let data = json.to_string().replace('\'', "''");
         db.raw_execute(&format!("UPDATE cases SET data = '{data}', due_at = NULL WHERE id = {id}")).await.unwrap();
     }
-    db.raw_execute("UPDATE eval_counts SET c_due = c_due + 7, c_redispatched = 0").await.unwrap();
+    db.raw_execute("UPDATE eval_counts SET c_due = c_due + 7, c_redispatched = 0, c_reworked = 0").await.unwrap();
     // Written behind the store's back: readers keeping counts are told the rows were rewritten.
     db.raw_execute("UPDATE eval_clock SET generation = generation + 1").await.unwrap();
     for id in [a.id, b.id, c.id] {
@@ -2684,8 +2695,8 @@ async fn upgrade_rewrites_old_case_rows_and_recounts(db: Db) {
     assert_ne!(incremental(&db.store, from, to).await, counted);
 
     let done = db.store.upgrade_cases_and_counts(&|_| {}).await.unwrap();
-    // 9 events of the returned case, 4 of the voided one, the report of the third.
-    assert_eq!((done.events, done.rows_rewritten, done.rows_drifted), (14, 3, 1), "{done:?}");
+    // 11 events of the returned and reworked case, 4 of the voided one, the report of the third.
+    assert_eq!((done.events, done.rows_rewritten, done.rows_drifted), (16, 3, 1), "{done:?}");
     for id in [a.id, b.id, c.id] {
         assert_replays(&db, id).await;
     }

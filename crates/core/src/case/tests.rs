@@ -2113,33 +2113,50 @@ fn a_return_after_the_due_date_stays_due_in_its_month() {
 
 /// A case dispatched and disposed in November, found not fixed at the check on 1 December,
 /// disposed again and closed in December: the region counts the rework on the closing day; the
-/// department is charged on the day of its last disposal (December: reworked 1 of 1
-/// disposed) and the dispatcher on the day of the dispatch (November: accurate dispatch 0 of 1).
+/// department is charged on the day of the disposal that failed (November: reworked 1 of 1
+/// disposed; December's disposal passed) and the dispatcher on the day of the dispatch
+/// (November: accurate dispatch 0 of 1). Handed down to a sub-unit after the failed check, the
+/// rework stays with the department whose disposal failed.
 #[test]
 fn a_rework_is_charged_to_the_disposal_and_the_dispatch_it_judges() {
     use crate::evaluation::{SubjectKind, TallyKind};
     use Action::*;
-    let mut run = Run::start(Source::Collector, &collector(), "2026-11-27 15:00");
-    run.act(&acceptor(), "2026-11-27 15:05", Accept, no_input());
-    run.act(&leader(), "2026-11-27 15:10", File, no_input());
-    run.act(&dispatcher(), "2026-11-27 15:20", Dispatch, to_department(1));
-    run.act(&handler(1), "2026-11-27 16:00", Dispose, with_photos(1));
-    run.act(&collector(), "2026-12-01 09:00", Check, checked(false));
-    run.act(&handler(1), "2026-12-01 11:00", Dispose, with_photos(1));
-    run.act(&collector(), "2026-12-01 11:30", Check, checked(true));
-    run.act(&leader(), "2026-12-01 11:40", Close, no_input());
-    let t = monthly(&[&run]);
-    let street = run.case.street_code.as_str().to_owned();
-    assert_eq!(in_month(&t, TallyKind::Street, &street, DEC).get("reworked"), Some(&1));
-    assert_eq!(in_month(&t, TallyKind::Street, &street, NOV).get("reworked"), None);
-    let dept = |month, name| metric_in_month(&t, (SubjectKind::Department, TallyKind::Department), 1, month, name);
-    assert_eq!(dept(NOV, "rework_rate"), (0.0, 0, 1), "November's disposal was not the one closed");
-    assert_eq!(dept(DEC, "rework_rate"), (1.0, 1, 1), "1 reworked of 1 disposed");
-    let d = dispatcher().user_id;
-    let disp = |month, name| metric_in_month(&t, (SubjectKind::Dispatcher, TallyKind::Dispatcher), d, month, name);
-    assert_eq!(disp(NOV, "accurate_dispatch_rate"), (0.0, 0, 1));
-    assert_eq!(disp(NOV, "reworked").1, 1);
-    assert_eq!(disp(DEC, "accurate_dispatch_rate").2, 0, "nothing dispatched in December");
+    let loop_with = |hand_down: bool| {
+        let mut run = Run::start(Source::Collector, &collector(), "2026-11-27 15:00");
+        run.act(&acceptor(), "2026-11-27 15:05", Accept, no_input());
+        run.act(&leader(), "2026-11-27 15:10", File, no_input());
+        run.act(&dispatcher(), "2026-11-27 15:20", Dispatch, to_department(1));
+        run.act(&handler(1), "2026-11-27 16:00", Dispose, with_photos(1));
+        run.act(&collector(), "2026-12-01 09:00", Check, checked(false));
+        let fixer = if hand_down {
+            run.act(&handler(1), "2026-12-01 09:30", HandDown, to_department(2));
+            handler(2)
+        } else {
+            handler(1)
+        };
+        run.act(&fixer, "2026-12-01 11:00", Dispose, with_photos(1));
+        run.act(&collector(), "2026-12-01 11:30", Check, checked(true));
+        run.act(&leader(), "2026-12-01 11:40", Close, no_input());
+        run
+    };
+    for hand_down in [false, true] {
+        let run = loop_with(hand_down);
+        let t = monthly(&[&run]);
+        let street = run.case.street_code.as_str().to_owned();
+        assert_eq!(in_month(&t, TallyKind::Street, &street, DEC).get("reworked"), Some(&1));
+        assert_eq!(in_month(&t, TallyKind::Street, &street, NOV).get("reworked"), None);
+        let dept = |id: i64, month, name| {
+            metric_in_month(&t, (SubjectKind::Department, TallyKind::Department), id, month, name)
+        };
+        assert_eq!(dept(1, NOV, "rework_rate"), (1.0, 1, 1), "November's disposal failed");
+        let fixer = if hand_down { 2 } else { 1 };
+        assert_eq!(dept(fixer, DEC, "rework_rate"), (0.0, 0, 1), "December's disposal passed");
+        let d = dispatcher().user_id;
+        let disp = |month, name| metric_in_month(&t, (SubjectKind::Dispatcher, TallyKind::Dispatcher), d, month, name);
+        assert_eq!(disp(NOV, "accurate_dispatch_rate"), (0.0, 0, 1));
+        assert_eq!(disp(NOV, "reworked").1, 1);
+        assert_eq!(disp(DEC, "accurate_dispatch_rate").2, 0, "nothing dispatched in December");
+    }
 }
 
 /// A case filed and dispatched on Monday 30 November morning (due 14:10 that day), extended by
@@ -2381,10 +2398,12 @@ fn evaluation_walk(source: Source, moves: &[EvalMove], sums: &mut Sums) -> Resul
                 Counter::VoidedAfterFiling => day_key(before.filed_at.expect("filed"), 480),
                 Counter::Redispatched => day_key(before.dispatched_at.expect("dispatched"), 480),
                 Counter::Reworked if c.kind == crate::evaluation::TallyKind::Department => {
-                    day_key(after.disposed_at.expect("disposed"), 480)
+                    let r = after.rework_of.expect("a failed check");
+                    prop_assert_eq!(c.id.clone(), r.department_id.to_string());
+                    day_key(r.disposed_at, 480)
                 }
                 Counter::Reworked if c.kind == crate::evaluation::TallyKind::Dispatcher => {
-                    day_key(after.dispatched_at.expect("dispatched"), 480)
+                    day_key(after.rework_of.and_then(|r| r.dispatched_at).expect("dispatched"), 480)
                 }
                 _ => day_key(e.at, 480),
             };
@@ -2528,9 +2547,10 @@ proptest! {
         let reworked = i64::from(case.state == State::Closed && case.rework_count > 0);
         prop_assert_eq!(total(TallyKind::Grid, Counter::Reworked), reworked);
         prop_assert_eq!(total(TallyKind::Department, Counter::Reworked), reworked);
+        prop_assert_eq!(case.rework_of.is_some(), case.rework_count > 0, "the first failed check is kept");
         prop_assert_eq!(
             total(TallyKind::Dispatcher, Counter::Reworked),
-            reworked * i64::from(case.dispatched_by.is_some())
+            reworked * i64::from(case.rework_of.is_some_and(|r| r.dispatched_by.is_some()))
         );
         // The credits and charges judging one event: at most once each, as the log says.
         let public = case.source.needs_verification() && case.verified == Some(true);

@@ -338,7 +338,9 @@ async fn an_old_database_is_upgraded_once_at_start(backend: Backend) {
     for case in [id, second] {
         let mut json = serde_json::to_value(app.store.get_case(case).await.unwrap().unwrap()).unwrap();
         let obj = json.as_object_mut().unwrap();
-        for key in ["filed_by", "dispatched_by", "filed_at", "dispatched_at", "due_at", "due_department_id"] {
+        for key in
+            ["filed_by", "dispatched_by", "filed_at", "dispatched_at", "disposed_at", "due_at", "due_department_id"]
+        {
             let had = obj.remove(key).is_some();
             assert!(had || case == second, "the returned case has {key}");
         }
