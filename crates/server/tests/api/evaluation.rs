@@ -11,6 +11,7 @@ backend_tests!(
     evaluation_is_refused_outside_scope_and_validated,
     a_running_period_is_due_up_to_today,
     an_old_database_is_upgraded_once_at_start,
+    a_rework_is_charged_where_the_failed_disposal_was,
 );
 
 /// 七里沟街道 of 泉山区, where QUANSHAN lies.
@@ -630,4 +631,60 @@ async fn a_running_period_is_due_up_to_today(backend: Backend) {
     let kept = app.get(&evaluator, streets).await.ok(200);
     app.state.eval_cache.clear();
     assert_eq!(app.get(&evaluator, streets).await.ok(200), kept);
+}
+
+/// A case disposed in November and found not done at the check on 1 December, disposed again
+/// and closed in December, through the API: the department's November disposal carries the
+/// rework (rework rate 1 of 1 in November, 0 of 1 in December), the dispatcher's November
+/// dispatch too (accurate dispatch 0 of 1), the street counts it on the closing day; each
+/// drill-down finds the case where it is charged; kept figures equal the log's.
+async fn a_rework_is_charged_where_the_failed_disposal_was(backend: Backend) {
+    let app = spawn(backend).await;
+    app.set_time("2026-11-27 15:00");
+    let collector = app.sign_in("collector").await;
+    let acceptor = app.sign_in("acceptor").await;
+    let leader = app.sign_in("leader").await;
+    let dispatcher = app.sign_in("dispatcher").await;
+    let handler = app.sign_in("handler").await;
+    let evaluator = app.sign_in("evaluator").await;
+    let hw = app.department("HW").await;
+    let id = app.report(&collector, &garbage()).await["id"].as_i64().unwrap();
+    let steps: [(&str, &String, &str, Value); 3] = [
+        ("2026-11-27 15:05", &acceptor, "accept", Value::Null),
+        ("2026-11-27 15:10", &leader, "file", Value::Null),
+        ("2026-11-27 15:20", &dispatcher, "dispatch", json!({"department_id": hw})),
+    ];
+    for (at, who, step, body) in steps {
+        app.set_time(at);
+        app.step(who, id, step, body).await;
+    }
+    for (at, passed) in [("2026-11-27 16:00", false), ("2026-12-01 11:00", true)] {
+        app.set_time(at);
+        let photo = app.photo_id(&handler, &tiny_jpeg(None)).await;
+        app.step(&handler, id, "dispose", json!({"photo_ids": [photo]})).await;
+        app.set_time(if passed { "2026-12-01 11:30" } else { "2026-12-01 09:00" });
+        app.step(&collector, id, "check", json!({"passed": passed})).await;
+    }
+    app.set_time("2026-12-01 11:40");
+    let case = app.step(&leader, id, "close", Value::Null).await;
+    assert_eq!(case["rework_of"]["department_id"].as_i64(), Some(hw), "{case}");
+    let hw = hw.to_string();
+    let rework = |month| figure(&app, &evaluator, "department", &hw, "rework_rate", month);
+    assert_eq!(rework("2026-11").await, (1.0, 1, 1));
+    assert_eq!(rework("2026-12").await, (0.0, 0, 1));
+    let dispatcher_id = user_id(&app, &dispatcher).await;
+    let accurate = figure(&app, &evaluator, "dispatcher", &dispatcher_id, "accurate_dispatch_rate", "2026-11").await;
+    assert_eq!(accurate, (0.0, 0, 1));
+    let street = |month| figure(&app, &evaluator, "region", STREET, "rework_rate", month);
+    assert_eq!((street("2026-11").await.1, street("2026-12").await.1), (0, 1), "the street counts it at closing");
+    for (subject, subject_id, month) in [("department", &hw, "2026-11"), ("dispatcher", &dispatcher_id, "2026-11")] {
+        let q = format!("subject={subject}&id={subject_id}&counter=reworked&period={month}");
+        assert_eq!(cases_behind(&app, &evaluator, &q).await, vec![id], "{q}");
+        let q = format!("subject={subject}&id={subject_id}&counter=reworked&period=2026-12");
+        assert!(cases_behind(&app, &evaluator, &q).await.is_empty(), "{q}");
+    }
+    for (from, to) in [("2026-11-01", "2026-11-30"), ("2026-12-01", "2026-12-31")] {
+        let full = app.store.evaluation_from_log(from.parse().unwrap(), to.parse().unwrap()).await.unwrap();
+        assert_eq!(kept(&app, from, to).await, full, "{from}..{to}");
+    }
 }
