@@ -2087,6 +2087,24 @@ fn a_return_after_the_due_date_stays_due_in_its_month() {
     assert_eq!(street_metric(NOV, "closure_rate"), (1.0, 1, 1));
     assert_eq!(street_metric(NOV, "on_time_closure_rate"), (0.0, 0, 1));
     assert_eq!(street_metric(DEC, "on_time_closure_rate"), (1.0, 0, 0));
+    // Closed in December after two departments held it: wrongly dispatched, 1 of 1 closed.
+    assert_eq!(street_metric(DEC, "wrong_dispatch_rate"), (1.0, 1, 1));
+    assert_eq!(street_metric(NOV, "wrong_dispatch_rate"), (0.0, 0, 0));
+    // The count bands against their defaults per 30 days: one acceptance of 1,500, one
+    // dispatch a month of 1,500 for the dispatcher, of 100 for each department.
+    let accepted =
+        metric_in_month(&t, (SubjectKind::Acceptor, TallyKind::Acceptor), acceptor().user_id, NOV, "accepted_band");
+    assert_eq!(accepted, (1.0, 1, 1500));
+    let dispatched = metric_in_month(
+        &t,
+        (SubjectKind::Dispatcher, TallyKind::Dispatcher),
+        dispatcher().user_id,
+        DEC,
+        "dispatched_band",
+    );
+    assert_eq!(dispatched, (1.0, 1, 1500));
+    let department = metric_in_month(&t, (SubjectKind::Department, TallyKind::Department), 3, DEC, "dispatched_band");
+    assert_eq!(department, (1.0, 1, 100));
     // HW (1) held it when the due date passed; SZ (3) got it overdue and is not charged.
     let hw = in_month(&t, TallyKind::Department, 1, NOV);
     assert_eq!((hw["due"], hw["due_closed"], hw.get("due_closed_on_time")), (1, 1, None));
