@@ -424,11 +424,6 @@ pub struct Case {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub dispatched_at: Option<Timestamp>,
-    /// When the department last reported it disposed (处置反馈时间): the rework found at
-    /// closing is charged to the department on that day, beside the disposal it judges.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub disposed_at: Option<Timestamp>,
     /// What the first failed check (返工) judged: the department whose disposal failed and the
     /// dispatch that sent the case there. The rework is charged to them when the case closes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1150,7 +1145,6 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
                 dispatched_by: None,
                 filed_at: None,
                 dispatched_at: None,
-                disposed_at: None,
                 rework_of: None,
                 due_at: e.case_deadline,
                 due_department_id: None,
@@ -1217,8 +1211,10 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
         Change::Check { passed: false } => {
             c.rework_count += 1;
             if c.rework_of.is_none() {
-                if let (Some(department_id), Some(disposed_at)) = (c.department_id, c.disposed_at) {
-                    let (dispatched_by, dispatched_at) = (c.dispatched_by, c.dispatched_at);
+                if let Some(department_id) = c.department_id {
+                    // Checked in the disposed state, which began with the disposal.
+                    let (disposed_at, dispatched_by, dispatched_at) =
+                        (c.stage_started_at, c.dispatched_by, c.dispatched_at);
                     c.rework_of = Some(ReworkOf { department_id, disposed_at, dispatched_by, dispatched_at });
                 }
             }
@@ -1226,8 +1222,7 @@ pub fn project(case: Option<Case>, id: i64, e: &Event) -> Option<Case> {
         Change::Close => c.closed_at = Some(e.at),
         Change::Urge => c.urged = true,
         Change::Reject { reason } | Change::Refuse { reason } => c.end_reason = *reason,
-        Change::Dispose => c.disposed_at = Some(e.at),
-        Change::Accept | Change::Check { passed: true } => {}
+        Change::Accept | Change::Dispose | Change::Check { passed: true } => {}
     }
     if e.to_state != c.state || matches!(e.change, Change::Check { .. } | Change::Resume) {
         c.stage_started_at = e.at;

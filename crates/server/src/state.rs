@@ -132,7 +132,7 @@ pub const WORLD: (f64, f64, f64, f64) = (-180.0, -90.0, 180.0, 90.0);
 /// Settings keys in the store.
 pub const STAGE_LIMITS_KEY: &str = "stage_limits";
 /// Set once the case rows and the evaluation counts follow the current rules (v2: sticky due
-/// dates, charges dated by the event they judge; v3: `disposed_at` and `rework_of` kept, a
+/// dates, charges dated by the event they judge; v3: `rework_of` kept, a
 /// rework charged to the department and the dispatcher it judges, regions count disposals on
 /// time). A new version of the rules takes a new key,
 /// so the next start upgrades the database once.

@@ -698,7 +698,7 @@ impl Store {
 
     /// The one-time upgrade after the counting rules or the case row changed: every case row
     /// rewritten from its replayed log where it differs (rows of older versions lack fields the
-    /// projection now keeps, such as `due_at`, `filed_at`, `dispatched_at`, `disposed_at`, `rework_of`, and the `due_at`
+    /// projection now keeps, such as `due_at`, `filed_at`, `dispatched_at`, `rework_of`, and the `due_at`
     /// column), and `eval_counts` recomputed from the log — in one transaction, so an
     /// interrupted upgrade leaves the database as it was and runs again. Cases without a log
     /// (a bench database's synthetic history) are left alone.
@@ -835,15 +835,14 @@ pub struct Recount {
 }
 
 /// Whether a stored row differs from its replay in more than what the projection of this
-/// version keeps and older rows lack (filer and dispatcher, their times, the last disposal's
-/// time, what a rework judged, the due date).
+/// version keeps and older rows lack (filer and dispatcher, their times, what a rework judged,
+/// the due date).
 fn drifted(row: &Case, replayed: &Case) -> bool {
     let mut upgraded = row.clone();
     upgraded.filed_by = replayed.filed_by;
     upgraded.dispatched_by = replayed.dispatched_by;
     upgraded.filed_at = replayed.filed_at;
     upgraded.dispatched_at = replayed.dispatched_at;
-    upgraded.disposed_at = replayed.disposed_at;
     upgraded.rework_of = replayed.rework_of;
     upgraded.due_at = replayed.due_at;
     upgraded.due_department_id = replayed.due_department_id;

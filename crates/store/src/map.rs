@@ -1535,7 +1535,6 @@ impl Store {
             dispatched_by: None,
             filed_at: None,
             dispatched_at: None,
-            disposed_at: None,
             rework_of: None,
             due_at: None,
             due_department_id: None,

@@ -2666,16 +2666,9 @@ async fn upgrade_rewrites_old_case_rows_and_recounts(db: Db) {
     for id in [a.id, b.id, c.id] {
         let mut json = serde_json::to_value(db.store.get_case(id).await.unwrap().unwrap()).unwrap();
         let obj = json.as_object_mut().unwrap();
-        for key in [
-            "filed_by",
-            "dispatched_by",
-            "filed_at",
-            "dispatched_at",
-            "disposed_at",
-            "rework_of",
-            "due_at",
-            "due_department_id",
-        ] {
+        for key in
+            ["filed_by", "dispatched_by", "filed_at", "dispatched_at", "rework_of", "due_at", "due_department_id"]
+        {
             obj.remove(key);
         }
         if id == c.id {

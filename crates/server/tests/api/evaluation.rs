@@ -266,46 +266,66 @@ async fn evaluation_follows_the_cases_live(backend: Backend) {
     assert_eq!(futures_all(&app, &evaluator).await, before);
 }
 
+/// The centre's staff and the department of the month-end loops, signed in on their first day
+/// (tokens last 60 days from there).
+struct Crew {
+    collector: String,
+    acceptor: String,
+    leader: String,
+    dispatcher: String,
+    handler: String,
+    hw: i64,
+}
+
+/// A collector's report of Friday 27 November 15:00, accepted, filed and dispatched to HW by
+/// 15:20: the crew, the case id and the case as dispatched.
+async fn dispatched_on_friday(app: &TestApp) -> (Crew, i64, Value) {
+    app.set_time("2026-11-27 15:00");
+    let crew = Crew {
+        collector: app.sign_in("collector").await,
+        acceptor: app.sign_in("acceptor").await,
+        leader: app.sign_in("leader").await,
+        dispatcher: app.sign_in("dispatcher").await,
+        handler: app.sign_in("handler").await,
+        hw: app.department("HW").await,
+    };
+    let id = app.report(&crew.collector, &garbage()).await["id"].as_i64().unwrap();
+    app.set_time("2026-11-27 15:05");
+    app.step(&crew.acceptor, id, "accept", Value::Null).await;
+    app.set_time("2026-11-27 15:10");
+    app.step(&crew.leader, id, "file", Value::Null).await;
+    app.set_time("2026-11-27 15:20");
+    let case = app.step(&crew.dispatcher, id, "dispatch", json!({"department_id": crew.hw})).await;
+    (crew, id, case)
+}
+
 /// The loop of [`evaluation_dates_by_what_it_judges_across_a_month_end`]; returns the ids of
 /// the returned case and of the second report. Leaves the clock on 1 December 11:00.
 async fn across_the_month_end(app: &TestApp) -> (i64, i64) {
-    // Signed in on the first day (tokens last 60 days from there).
-    app.set_time("2026-11-27 15:00");
-    let collector = app.sign_in("collector").await;
-    let acceptor = app.sign_in("acceptor").await;
-    let leader = app.sign_in("leader").await;
-    let dispatcher = app.sign_in("dispatcher").await;
-    let handler = app.sign_in("handler").await;
-    let hw = app.department("HW").await;
-    let id = app.report(&collector, &garbage()).await["id"].as_i64().unwrap();
-    app.set_time("2026-11-27 15:05");
-    app.step(&acceptor, id, "accept", Value::Null).await;
-    app.set_time("2026-11-27 15:10");
-    app.step(&leader, id, "file", Value::Null).await;
-    app.set_time("2026-11-27 15:20");
-    let case = app.step(&dispatcher, id, "dispatch", json!({"department_id": hw})).await;
+    let (crew, id, case) = dispatched_on_friday(app).await;
+    let Crew { collector, acceptor, leader, dispatcher, handler, hw } = &crew;
     // A few working hours after a Friday afternoon dispatch: Monday morning (UTC in the JSON).
     let due = case["due_at"].as_str().unwrap().to_owned();
     assert!(due.starts_with("2026-11-30T0"), "{case}");
     app.set_time("2026-11-30 16:50");
-    let second = app.report(&collector, &garbage()).await["id"].as_i64().unwrap();
+    let second = app.report(collector, &garbage()).await["id"].as_i64().unwrap();
     app.set_time("2026-12-01 09:00");
-    let case = app.step(&handler, id, "return", json!({"note": "不属于本单位"})).await;
+    let case = app.step(handler, id, "return", json!({"note": "不属于本单位"})).await;
     assert_eq!(case["due_at"].as_str(), Some(due.as_str()), "the due date stays after a late return");
     assert!(case["case_deadline"].as_str().unwrap().starts_with("2026-12-01"), "{case}");
     app.set_time("2026-12-01 09:10");
-    app.step(&dispatcher, id, "dispatch", json!({"department_id": hw})).await;
+    app.step(dispatcher, id, "dispatch", json!({"department_id": *hw})).await;
     app.set_time("2026-12-01 10:00");
-    let photo = app.photo_id(&handler, &tiny_jpeg(None)).await;
-    app.step(&handler, id, "dispose", json!({"photo_ids": [photo]})).await;
+    let photo = app.photo_id(handler, &tiny_jpeg(None)).await;
+    app.step(handler, id, "dispose", json!({"photo_ids": [photo]})).await;
     app.set_time("2026-12-01 10:30");
-    app.step(&collector, id, "check", json!({"passed": true})).await;
+    app.step(collector, id, "check", json!({"passed": true})).await;
     app.set_time("2026-12-01 10:40");
-    app.step(&leader, id, "close", Value::Null).await;
+    app.step(leader, id, "close", Value::Null).await;
     app.set_time("2026-12-01 10:50");
-    app.step(&acceptor, second, "accept", Value::Null).await;
+    app.step(acceptor, second, "accept", Value::Null).await;
     app.set_time("2026-12-01 11:00");
-    app.step(&leader, second, "file", Value::Null).await;
+    app.step(leader, second, "file", Value::Null).await;
     (id, second)
 }
 
@@ -339,9 +359,7 @@ async fn an_old_database_is_upgraded_once_at_start(backend: Backend) {
     for case in [id, second] {
         let mut json = serde_json::to_value(app.store.get_case(case).await.unwrap().unwrap()).unwrap();
         let obj = json.as_object_mut().unwrap();
-        for key in
-            ["filed_by", "dispatched_by", "filed_at", "dispatched_at", "disposed_at", "due_at", "due_department_id"]
-        {
+        for key in ["filed_by", "dispatched_by", "filed_at", "dispatched_at", "due_at", "due_department_id"] {
             let had = obj.remove(key).is_some();
             assert!(had || case == second, "the returned case has {key}");
         }
@@ -640,39 +658,25 @@ async fn a_running_period_is_due_up_to_today(backend: Backend) {
 /// drill-down finds the case where it is charged; kept figures equal the log's.
 async fn a_rework_is_charged_where_the_failed_disposal_was(backend: Backend) {
     let app = spawn(backend).await;
-    app.set_time("2026-11-27 15:00");
-    let collector = app.sign_in("collector").await;
-    let acceptor = app.sign_in("acceptor").await;
-    let leader = app.sign_in("leader").await;
-    let dispatcher = app.sign_in("dispatcher").await;
-    let handler = app.sign_in("handler").await;
+    let (crew, id, _) = dispatched_on_friday(&app).await;
+    let Crew { collector, leader, dispatcher, handler, hw, .. } = &crew;
     let evaluator = app.sign_in("evaluator").await;
-    let hw = app.department("HW").await;
-    let id = app.report(&collector, &garbage()).await["id"].as_i64().unwrap();
-    let steps: [(&str, &String, &str, Value); 3] = [
-        ("2026-11-27 15:05", &acceptor, "accept", Value::Null),
-        ("2026-11-27 15:10", &leader, "file", Value::Null),
-        ("2026-11-27 15:20", &dispatcher, "dispatch", json!({"department_id": hw})),
-    ];
-    for (at, who, step, body) in steps {
-        app.set_time(at);
-        app.step(who, id, step, body).await;
-    }
-    for (at, passed) in [("2026-11-27 16:00", false), ("2026-12-01 11:00", true)] {
-        app.set_time(at);
-        let photo = app.photo_id(&handler, &tiny_jpeg(None)).await;
-        app.step(&handler, id, "dispose", json!({"photo_ids": [photo]})).await;
-        app.set_time(if passed { "2026-12-01 11:30" } else { "2026-12-01 09:00" });
-        app.step(&collector, id, "check", json!({"passed": passed})).await;
+    let loops = [("2026-11-27 16:00", "2026-12-01 09:00", false), ("2026-12-01 11:00", "2026-12-01 11:30", true)];
+    for (disposed, checked, passed) in loops {
+        app.set_time(disposed);
+        let photo = app.photo_id(handler, &tiny_jpeg(None)).await;
+        app.step(handler, id, "dispose", json!({"photo_ids": [photo]})).await;
+        app.set_time(checked);
+        app.step(collector, id, "check", json!({"passed": passed})).await;
     }
     app.set_time("2026-12-01 11:40");
-    let case = app.step(&leader, id, "close", Value::Null).await;
-    assert_eq!(case["rework_of"]["department_id"].as_i64(), Some(hw), "{case}");
+    let case = app.step(leader, id, "close", Value::Null).await;
+    assert_eq!(case["rework_of"]["department_id"].as_i64(), Some(*hw), "{case}");
     let hw = hw.to_string();
     let rework = |month| figure(&app, &evaluator, "department", &hw, "rework_rate", month);
     assert_eq!(rework("2026-11").await, (1.0, 1, 1));
     assert_eq!(rework("2026-12").await, (0.0, 0, 1));
-    let dispatcher_id = user_id(&app, &dispatcher).await;
+    let dispatcher_id = user_id(&app, dispatcher).await;
     let accurate = figure(&app, &evaluator, "dispatcher", &dispatcher_id, "accurate_dispatch_rate", "2026-11").await;
     assert_eq!(accurate, (0.0, 0, 1));
     let street = |month| figure(&app, &evaluator, "region", STREET, "rework_rate", month);
